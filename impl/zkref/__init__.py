@@ -1,0 +1,3 @@
+"""zkref: a typed, spec-driven reference implementation of Apache ZooKeeper."""
+
+__version__ = "0.1.0"
