@@ -1,0 +1,489 @@
+"""The standalone zkref server: an asyncio shell around `zkref.core.server.ServerCore`.
+
+Rules of this shell (it never decides a protocol question):
+- bytes become frames (`FrameDecoder`), frames become records (codec), records become core inputs;
+  the effects the core returns are executed in order.
+- `Persist` effects are appended to the txn log; one fsync covers every txn appended before it
+  (group commit), and only then is the core told `persisted(zxid)` -- so no reply, watch event or
+  read of a write leaves the server before the write is on disk.
+- a connection whose first four bytes are a four-letter word gets the answer and is closed.
+- a client that sends garbage loses its own connection, never the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zkref.core.effects import Close, Notify, Persist, Reply, SendConnectResponse
+from zkref.core.server import CoreConfig, ServerCore
+from zkref.server.purge import purge
+from zkref.server.storage import FileTxnSnapLog
+
+from zkref.server import fourletter
+from zkref.server.config import ZooCfg
+from zkref.wire import codec
+from zkref.wire.records import RequestHeader
+
+log = logging.getLogger("zkref.server")
+
+_LEN = struct.Struct(">i")
+
+
+class _Conn(asyncio.Protocol):
+    """One client connection. Lives on the event loop thread only."""
+
+    __slots__ = (
+        "closing",
+        "conn_id",
+        "decoder",
+        "first",
+        "handshaken",
+        "out",
+        "peer",
+        "received",
+        "sent",
+        "server",
+        "transport",
+    )
+
+    def __init__(self, server: ZkServer, conn_id: int) -> None:
+        self.server = server
+        self.conn_id = conn_id
+        self.decoder = codec.FrameDecoder(server.cfg.jute_maxbuffer)
+        self.handshaken = False
+        self.out: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+        self.peer = ("?", 0)
+        self.received = 0
+        self.sent = 0
+        self.closing = False
+        self.first = True
+
+    # --- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = (str(peer[0]), int(peer[1]))
+        if not self.server.admit(self):
+            log.warning("too many connections from %s (maxClientCnxns)", self.peer[0])
+            transport.abort()
+            return
+        self.server.core_call(self.server.core.connection_opened, self.conn_id, self.peer[0])
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.first:
+            self.first = False
+            if len(data) >= 4:
+                word = fourletter.WORD_CODES.get(_LEN.unpack_from(data)[0] & 0xFFFFFFFF)
+                if word is not None:
+                    self.server.answer_four_letter_word(self, word)
+                    return
+        try:
+            frames = self.decoder.feed(data)
+        except codec.FrameTooLarge as e:
+            log.warning("closing %s:%d: packet length %s is out of range", *self.peer, e)
+            self.abort()
+            return
+        server = self.server
+        for frame in frames:
+            if self.closing:
+                return
+            self.received += 1
+            server.received += 1
+            if not self.handshaken:
+                try:
+                    req = codec.decode_connect_request(frame)
+                except codec.DecodeError as e:
+                    log.warning("closing %s:%d: bad connect request: %s", *self.peer, e)
+                    self.abort()
+                    return
+                self.handshaken = True
+                server.core_call(server.core.receive_connect, self.conn_id, req, server.now_ms())
+                continue
+            try:
+                hdr, body = codec.decode_request(frame)
+            except codec.UnknownOpCode as e:
+                hdr, body = RequestHeader(e.xid, e.op), None
+            except codec.DecodeError as e:
+                log.warning("closing %s:%d: malformed request: %s", *self.peer, e)
+                self.abort()
+                return
+            server.core_call(server.core.receive_request, self.conn_id, hdr, body, server.now_ms())
+        server.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.forget(self)
+
+    # --- used by the server -------------------------------------------------------------
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+@dataclass
+class _Latency:
+    count: int = 0
+    total_ms: float = 0.0
+    min_ms: float = 0.0
+    max_ms: float = 0.0
+
+
+class ZkServer:
+    """A standalone server. `await start()`, then `await stop()` (or `serve_forever`)."""
+
+    def __init__(self, cfg: ZooCfg, *, server_id: int = 0) -> None:
+        self.cfg = cfg
+        self.server_id = server_id
+        self.conns: dict[int, _Conn] = {}
+        self.per_ip: dict[str, int] = {}
+        self._next_conn = 1
+        self._dirty: set[_Conn] = set()
+        self.received = 0
+        self.sent = 0
+        self.started_ms = self.now_ms()
+        self._tcp: asyncio.base_events.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sync_wanted = asyncio.Event()
+        self._pending_zxid = 0
+        self._txns_since_snapshot = 0
+        self._snapshotting = False
+        self._stopping = False
+        self.storage = FileTxnSnapLog(cfg.data_dir, cfg.data_log_dir)
+        self.core: ServerCore = self._restore()
+        self.latency = _Latency()
+
+    # --- start-up -----------------------------------------------------------------------
+    def _restore(self) -> ServerCore:
+        t0 = time.monotonic()
+        restored = self.storage.restore()
+        log.info(
+            "restored zxid 0x%x (%d txns replayed, %d sessions) from %s in %.2fs",
+            restored.last_zxid,
+            restored.txns_replayed,
+            len(restored.sessions),
+            self.cfg.data_dir,
+            time.monotonic() - t0,
+        )
+        core_cfg = CoreConfig(
+            server_id=self.server_id,
+            tick_time_ms=self.cfg.tick_time_ms,
+            min_session_timeout_ms=self.cfg.min_session_timeout,
+            max_session_timeout_ms=self.cfg.max_session_timeout,
+            max_buffer=self.cfg.jute_maxbuffer,
+            super_digest=self.cfg.super_digest,
+            extended_types_enabled=self.cfg.extended_types_enabled,
+            secret=_secret(self.cfg.data_dir),
+            start_ms=self.now_ms(),
+        )
+        return ServerCore(core_cfg, tree=restored.tree, sessions=restored.sessions)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tcp = await loop.create_server(
+            self._new_conn,
+            host=self.cfg.client_port_address,
+            port=self.cfg.client_port,
+            reuse_address=True,
+        )
+        self._tasks = [
+            asyncio.create_task(self._syncer(), name="zkref-syncer"),
+            asyncio.create_task(self._ticker(), name="zkref-ticker"),
+        ]
+        if self.cfg.autopurge_purge_interval_h > 0:
+            self._tasks.append(asyncio.create_task(self._purger(), name="zkref-purger"))
+        log.info("serving clients on %s:%d", self.cfg.client_port_address, self.port)
+
+    @property
+    def port(self) -> int:
+        assert self._tcp is not None
+        sock = self._tcp.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._tcp is not None:
+            self._tcp.close()
+        for c in list(self.conns.values()):
+            c.abort()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        # Whatever was appended is made durable before we go: nothing acknowledged is lost anyway,
+        # but a clean stop leaves a clean log.
+        await asyncio.get_running_loop().run_in_executor(None, self.storage.txn_log.sync)
+        self.storage.close()
+        log.info("stopped")
+
+    # --- connections ----------------------------------------------------------------------
+    def _new_conn(self) -> _Conn:
+        cid = self._next_conn
+        self._next_conn += 1
+        return _Conn(self, cid)
+
+    def admit(self, conn: _Conn) -> bool:
+        ip = conn.peer[0]
+        n = self.per_ip.get(ip, 0)
+        if self.cfg.max_client_cnxns and n >= self.cfg.max_client_cnxns:
+            return False
+        self.per_ip[ip] = n + 1
+        self.conns[conn.conn_id] = conn
+        return True
+
+    def forget(self, conn: _Conn) -> None:
+        if self.conns.pop(conn.conn_id, None) is None:
+            return
+        ip = conn.peer[0]
+        self.per_ip[ip] -= 1
+        if not self.per_ip[ip]:
+            del self.per_ip[ip]
+        if not self._stopping:
+            self.core_call(self.core.connection_lost, conn.conn_id, self.now_ms())
+            self.flush()
+
+    # --- effects ----------------------------------------------------------------------------
+    def core_call(self, fn: Callable[..., Iterable[Any]], *args: Any) -> None:
+        """Run one core input and execute the effects it returns, in order."""
+        try:
+            effects = fn(*args)
+        except Exception:
+            # A core bug must not take the server down with every other client: log it loudly and
+            # drop the connection the input came from.
+            log.exception("internal error handling %s%r", getattr(fn, "__name__", fn), args[:2])
+            if args and isinstance(args[0], int) and args[0] in self.conns:
+                self.conns[args[0]].abort()
+            return
+        self.run_effects(effects)
+
+    def run_effects(self, effects: Iterable[Any]) -> None:
+        conns = self.conns
+        for eff in effects:
+            match eff:
+                case Reply(conn=cid, xid=xid, zxid=zxid, err=err, body=body):
+                    c = conns.get(cid)
+                    if c is not None and not c.closing:
+                        c.out.append(codec.encode_reply(xid, zxid, err, body))
+                        self._dirty.add(c)
+                case Notify(conn=cid, event=event, zxid=zxid):
+                    c = conns.get(cid)
+                    if c is not None and not c.closing:
+                        c.out.append(codec.encode_notification(event, zxid))
+                        self._dirty.add(c)
+                case Persist(hdr=hdr, txn=txn):
+                    self.storage.txn_log.append(hdr, txn)
+                    self._pending_zxid = hdr.zxid
+                    self._txns_since_snapshot += 1
+                    self._sync_wanted.set()
+                case SendConnectResponse(conn=cid, resp=resp):
+                    c = conns.get(cid)
+                    if c is not None and not c.closing:
+                        c.out.append(codec.encode_connect_response(resp))
+                        self._dirty.add(c)
+                case Close(conn=cid, reason=reason):
+                    c = conns.get(cid)
+                    if c is not None and not c.closing:
+                        log.debug("closing connection %d: %s", cid, reason)
+                        self._flush_one(c)
+                        c.closing = True
+                        if c.transport is not None:
+                            c.transport.close()
+                case _:
+                    raise AssertionError(f"unknown effect {eff!r}")
+
+    def _flush_one(self, c: _Conn) -> None:
+        if c.out and c.transport is not None:
+            self.sent += len(c.out)
+            c.sent += len(c.out)
+            c.transport.write(b"".join(c.out) if len(c.out) > 1 else c.out[0])
+        c.out.clear()
+
+    def flush(self) -> None:
+        if self._dirty:
+            for c in self._dirty:
+                if not c.closing:
+                    self._flush_one(c)
+                else:
+                    c.out.clear()
+            self._dirty.clear()
+
+    # --- durability -------------------------------------------------------------------------
+    async def _syncer(self) -> None:
+        """Group commit: one fsync for everything appended since the last one."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._sync_wanted.wait()
+            self._sync_wanted.clear()
+            upto = self._pending_zxid
+            t0 = time.monotonic()
+            await loop.run_in_executor(None, self.storage.txn_log.sync)
+            ms = (time.monotonic() - t0) * 1000
+            if ms > 1000:
+                log.warning("fsync of the txn log took %.0f ms", ms)
+            self.core_call(self.core.persisted, upto, self.now_ms())
+            self.flush()
+            if self._txns_since_snapshot >= self.cfg.snap_count and not self._snapshotting:
+                self._txns_since_snapshot = 0
+                self._tasks.append(asyncio.create_task(self._snapshot(), name="zkref-snapshot"))
+
+    async def _snapshot(self) -> None:
+        """A fuzzy snapshot, taken a slice at a time between requests."""
+        self._snapshotting = True
+        try:
+            self.storage.txn_log.roll()
+            writer = self.storage.begin_snapshot(
+                self.core.tree, self.core.session_timeouts(), self.core.tree.last_processed_zxid
+            )
+            t0 = time.monotonic()
+            while not writer.step(2000):
+                await asyncio.sleep(0)
+            log.info("snapshot %s written in %.2fs", writer.path, time.monotonic() - t0)
+        except Exception:
+            log.exception("snapshot failed; the txn log still holds every txn")
+        finally:
+            self._snapshotting = False
+
+    async def _purger(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.cfg.autopurge_purge_interval_h * 3600)
+            removed = await loop.run_in_executor(
+                None,
+                purge,
+                self.cfg.data_dir,
+                self.cfg.data_log_dir,
+                max(3, self.cfg.autopurge_snap_retain_count),
+            )
+            log.info("autopurge removed %d files", len(removed))
+
+    async def _ticker(self) -> None:
+        period = max(0.01, min(self.cfg.tick_time_ms, 1000) / 2000)
+        while True:
+            await asyncio.sleep(period)
+            self.core_call(self.core.tick, self.now_ms())
+            self.flush()
+
+    # --- four-letter words ------------------------------------------------------------------
+    def answer_four_letter_word(self, conn: _Conn, word: str) -> None:
+        text = fourletter.answer(word, self.cfg.four_letter_words, self.snapshot())
+        conn.closing = True
+        if conn.transport is not None:
+            conn.transport.write(text.encode())
+            conn.transport.close()
+
+    def snapshot(self) -> fourletter.Snapshot:
+        st = self.core.stats()
+        lat = self.latency
+        conns = [
+            fourletter.ConnectionInfo(
+                remote=f"{c.peer[0]}:{c.peer[1]}",
+                queued=0,
+                received=c.received,
+                sent=c.sent,
+                session_id=st.session_of.get(c.conn_id),
+                timeout_ms=st.timeout_of.get(c.conn_id),
+                last_op="NA",
+                last_zxid=st.zxid,
+            )
+            for c in self.conns.values()
+            if not c.closing
+        ]
+        cfg = self.cfg
+        return fourletter.Snapshot(
+            mode="standalone",
+            read_only=False,
+            zxid=st.zxid,
+            node_count=st.node_count,
+            watch_count=st.watch_count,
+            watched_paths=st.watched_paths,
+            watching_connections=st.watching_sessions,
+            ephemerals_count=st.ephemerals_count,
+            data_size=st.data_size,
+            sessions=st.sessions,
+            outstanding=st.outstanding,
+            received=self.received,
+            sent=self.sent,
+            latency_min_ms=lat.min_ms,
+            latency_avg_ms=(lat.total_ms / lat.count) if lat.count else 0.0,
+            latency_max_ms=lat.max_ms,
+            uptime_ms=self.now_ms() - self.started_ms,
+            connections=conns,
+            config={
+                "clientPort": str(self.port),
+                "clientPortAddress": cfg.client_port_address,
+                "dataDir": str(cfg.data_dir / "version-2"),
+                "dataLogDir": str(cfg.log_dir / "version-2"),
+                "tickTime": str(cfg.tick_time_ms),
+                "maxClientCnxns": str(cfg.max_client_cnxns),
+                "minSessionTimeout": str(cfg.min_session_timeout),
+                "maxSessionTimeout": str(cfg.max_session_timeout),
+                "snapCount": str(cfg.snap_count),
+                "serverId": str(self.server_id),
+            },
+            session_ephemerals=st.session_ephemerals,
+        )
+
+    @staticmethod
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+
+def _secret(data_dir: Path) -> bytes:
+    """Per-data-dir secret from which session passwords are derived (kept across restarts)."""
+    path = data_dir / "zkref.secret"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = os.urandom(32)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(secret)
+        os.replace(tmp, path)
+        return secret
+
+
+def install_event_loop_policy() -> str:
+    """uvloop when installed (it roughly doubles request throughput), asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+async def serve(
+    cfg: ZooCfg, *, server_id: int = 0, ready: Callable[[int], None] | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT, then stop cleanly."""
+    server = ZkServer(cfg, server_id=server_id)
+    await server.start()
+    if ready is not None:
+        ready(server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
