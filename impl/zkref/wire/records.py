@@ -81,6 +81,8 @@ class ConnectResponse:
     session_id: int
     passwd: bytes
     read_only: bool = False
+    # False: omit the trailing readOnly byte, as ZooKeeper does for a client that omitted it.
+    has_read_only: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +345,11 @@ class GetAllChildrenNumberResponse:
 @dataclass(frozen=True, slots=True)
 class WhoAmIResponse:
     client_info: tuple[ClientInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetSASLResponse:
+    token: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
