@@ -1,0 +1,287 @@
+"""Linearizability of one znode's operations: Wing & Gong's search with Lowe's memoisation.
+
+Rules:
+- the model is a versioned register that can be absent: ``(exists, value, version)``, the state
+  ZooKeeper keeps per znode for getData/setData/create/delete; versions make every successful write
+  observable, so a lost or reordered write cannot hide behind an equal value;
+- ``ok`` and ``fail`` operations must be linearized inside ``[call, ret]`` with the result they
+  reported (a ``fail`` is an observation too: BadVersion says the version differed);
+- an ``info`` operation has no return: it may be linearized at any point after its call, and only
+  with the outcome "took effect" — "did not take effect" is the same as never linearizing it;
+- the search is P-compositional: the caller runs it per znode (Herlihy & Wing's locality);
+- memo: a pair (set of linearized ops as an int bitset, model state) is explored once (Lowe 2017,
+  as in Porcupine's ``checkSingle``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from zkref.chaos.history import Op
+
+__all__ = [
+    "ABSENT",
+    "LinResult",
+    "RegisterState",
+    "check_register",
+    "minimal_window",
+    "step",
+]
+
+RegisterState = tuple[bool, str | None, int]
+ABSENT: RegisterState = (False, None, -1)
+
+
+def step(state: RegisterState, op: Op) -> RegisterState | None:
+    """The state after ``op`` if ``op`` with its recorded outcome is legal in ``state``;
+    None if it is not."""
+    exists, value, version = state
+    f = op.f
+    status = op.status
+    if status == "fail":
+        err = op.error
+        if f in ("create", "enqueue"):
+            return state if (err != "NodeExists" or exists) else None
+        if err == "NoNode":
+            return state if not exists else None
+        if err == "BadVersion":
+            if f == "cas" or f == "delete":
+                return state if exists and version != op.exp_version else None
+            return None
+        if err == "NodeExists":
+            return state if exists else None
+        # Any other server error (NoAuth, NotEmpty, …) says nothing about data or version.
+        return state
+    took_effect_only = status == "info"
+    if f in ("read", "final-read"):
+        if took_effect_only:
+            return state
+        if op.out_value is None and (op.out_version is None or op.out_version < 0):
+            return state if not exists else None
+        if not exists or value != op.out_value:
+            return None
+        if op.out_version is not None and op.out_version >= 0 and op.out_version != version:
+            return None
+        return state
+    if f == "create":
+        if exists:
+            return None
+        return (True, op.value, 0)
+    if f == "write":
+        if not exists:
+            return None
+        if not took_effect_only and op.out_version is not None and op.out_version != version + 1:
+            return None
+        return (True, op.value, version + 1)
+    if f == "cas":
+        if not exists or version != op.exp_version:
+            return None
+        if not took_effect_only and op.out_version is not None and op.out_version != version + 1:
+            return None
+        return (True, op.value, version + 1)
+    if f == "delete":
+        if not exists:
+            return None
+        if op.exp_version is not None and op.exp_version != -1 and op.exp_version != version:
+            return None
+        return ABSENT
+    if f == "sync":
+        return state
+    raise ValueError(f"operation {f!r} is not a register operation")
+
+
+@dataclass(slots=True)
+class _Node:
+    op: Op | None
+    is_call: bool
+    time: int
+    match: _Node | None = None  # call -> its return node (None for info)
+    prev: _Node | None = None
+    next: _Node | None = None
+
+
+@dataclass(slots=True)
+class LinResult:
+    ok: bool | None  # None: search budget exhausted
+    explored: int
+    linearization: list[Op] = field(default_factory=list)
+    culprit: Op | None = None  # the op whose return no linearization could get past
+    final_states: list[RegisterState] = field(default_factory=list)
+
+
+def _build_list(ops: Sequence[Op]) -> _Node:
+    entries: list[tuple[int, int, int, _Node]] = []
+    for i, op in enumerate(ops):
+        call = _Node(op=op, is_call=True, time=op.call)
+        # At equal timestamps calls sort before returns: the two ops are then concurrent, which
+        # can only make the checker more permissive, never report a false violation.
+        entries.append((op.call, 0, i, call))
+        if op.ret is not None:
+            ret = _Node(op=op, is_call=False, time=op.ret)
+            call.match = ret
+            entries.append((op.ret, 1, i, ret))
+    entries.sort(key=lambda t: (t[0], t[1], t[2]))
+    head = _Node(op=None, is_call=False, time=-1)
+    prev = head
+    for _, _, _, node in entries:
+        prev.next = node
+        node.prev = prev
+        prev = node
+    return head
+
+
+def _lift(call: _Node) -> None:
+    assert call.prev is not None
+    call.prev.next = call.next
+    if call.next is not None:
+        call.next.prev = call.prev
+    ret = call.match
+    if ret is not None:
+        assert ret.prev is not None
+        ret.prev.next = ret.next
+        if ret.next is not None:
+            ret.next.prev = ret.prev
+
+
+def _unlift(call: _Node) -> None:
+    ret = call.match
+    if ret is not None:
+        assert ret.prev is not None
+        ret.prev.next = ret
+        if ret.next is not None:
+            ret.next.prev = ret
+    assert call.prev is not None
+    call.prev.next = call
+    if call.next is not None:
+        call.next.prev = call
+
+
+def check_register(
+    ops: Sequence[Op],
+    init: RegisterState = ABSENT,
+    *,
+    budget: int = 5_000_000,
+) -> LinResult:
+    """Is there a linearization of ``ops`` (one znode) starting from ``init``?"""
+    ids = {id(op): i for i, op in enumerate(ops)}
+    head = _build_list(ops)
+    state = init
+    linearized = 0
+    cache: set[tuple[int, RegisterState]] = set()
+    stack: list[tuple[_Node, RegisterState]] = []
+    explored = 0
+    deepest: _Node | None = None
+    entry = head.next
+    while entry is not None:
+        explored += 1
+        if explored > budget:
+            return LinResult(ok=None, explored=explored)
+        op = entry.op
+        assert op is not None
+        if entry.is_call:
+            new_state = step(state, op)
+            if new_state is not None:
+                new_lin = linearized | (1 << ids[id(op)])
+                key = (new_lin, new_state)
+                if key not in cache:
+                    cache.add(key)
+                    stack.append((entry, state))
+                    state = new_state
+                    linearized = new_lin
+                    _lift(entry)
+                    entry = head.next
+                    continue
+            entry = entry.next
+        else:
+            # A return reached with its op not linearized: this branch is dead; backtrack.
+            if deepest is None or entry.time > deepest.time:
+                deepest = entry
+            if not stack:
+                return LinResult(
+                    ok=False,
+                    explored=explored,
+                    culprit=deepest.op if deepest is not None else op,
+                )
+            call, state = stack.pop()
+            assert call.op is not None
+            linearized &= ~(1 << ids[id(call.op)])
+            _unlift(call)
+            entry = call.next
+    lin = [c.op for c, _ in stack if c.op is not None]
+    return LinResult(ok=True, explored=explored, linearization=lin, final_states=[state])
+
+
+def candidate_states(ops: Sequence[Op]) -> list[RegisterState]:
+    """States a znode is known to have had at some point (for window search): absent, and every
+    (value, version) pair an ``ok`` op reported or produced."""
+    out: set[RegisterState] = {ABSENT}
+    for op in ops:
+        if op.status != "ok":
+            continue
+        if op.f in ("read", "final-read") and op.out_value is not None:
+            out.add((True, op.out_value, op.out_version if op.out_version is not None else 0))
+        elif op.f == "create":
+            out.add((True, op.value, 0))
+        elif op.f in ("write", "cas") and op.out_version is not None:
+            out.add((True, op.value, op.out_version))
+    return sorted(out, key=lambda s: (s[0], s[2], s[1] or ""))
+
+
+def _window_fails(window: Sequence[Op], states: Sequence[RegisterState], budget: int) -> bool:
+    for s in states:
+        r = check_register(window, s, budget=budget)
+        if r.ok is not False:
+            return False
+    return True
+
+
+def minimal_window(
+    ops: Sequence[Op], culprit: Op, *, budget: int = 200_000
+) -> tuple[list[Op], list[RegisterState]]:
+    """A short stretch of time ending at ``culprit``'s return whose operations cannot be
+    linearized from *any* state the znode was observed in.
+
+    The window for a start time t0 holds every op whose interval meets [t0, culprit.ret] (ops
+    that returned later are cut short to "pending", which only adds freedom). t0 moves back one
+    call at a time until the window fails; then observations (reads, failed ops) the failure
+    does not depend on are dropped. Writes are never dropped: removing one could invent a
+    contradiction the real history does not have. Returns (window ordered by call, states tried).
+    """
+    assert culprit.ret is not None
+    end = culprit.ret
+    upto = [o for o in ops if o.call <= end]
+    trimmed = [o if o.ret is None or o.ret <= end else _pending(o) for o in upto]
+    states = candidate_states(ops)
+    starts = sorted({o.call for o in upto if o.call <= culprit.call}, reverse=True)
+    window: list[Op] | None = None
+    for t0 in starts:
+        cand = sorted(
+            (o for o in trimmed if o.ret is None or o.ret >= t0), key=lambda o: (o.call, o.id)
+        )
+        if _window_fails(cand, states, budget):
+            window = cand
+            break
+    if window is None:
+        # Not refutable without the true initial state: the whole prefix is the witness.
+        return sorted(trimmed, key=lambda o: (o.call, o.id)), [ABSENT]
+    i = 0
+    while i < len(window):
+        o = window[i]
+        droppable = o.id != culprit.id and (
+            o.f in ("read", "final-read", "sync") or o.status == "fail"
+        )
+        if droppable:
+            trial = window[:i] + window[i + 1 :]
+            if _window_fails(trial, states, budget):
+                window = trial
+                continue
+        i += 1
+    # Report the ops as recorded (not the trimmed copies).
+    originals = {o.id: o for o in upto}
+    return [originals[o.id] for o in window], states
+
+
+def _pending(op: Op) -> Op:
+    """A copy of a completed op treated as still outstanding (took effect or not, any time)."""
+    return replace(op, ret=None, status="info")
