@@ -4,8 +4,9 @@ Rules:
 - a session expires at the first tickTime boundary strictly after `now + timeout`
   (ExpiryQueue.roundToNextInterval); every packet moves it to a later bucket (touch);
 - `expired(now)` hands out every session whose bucket is due and marks it closing; a closing
-  session can no longer be touched or re-attached, and it stays known until `remove` (which the
-  server calls when the closeSession txn is applied);
+  session (expired, or with a client closeSession on its way) can no longer be touched or
+  re-attached, is never handed out twice, and stays known until `remove` (which the server calls
+  when the closeSession txn is applied);
 - the first session id is `(server_id << 56) | ((start_ms << 24) >>> 8)` (64-bit, Java's
   `>>>`), each next one +1, skipping the container sentinel Long.MIN_VALUE;
 - the password is a pure function of (secret, session id), so a restart with the same secret
@@ -164,18 +165,23 @@ class SessionTracker:
         return True
 
     def set_closing(self, session_id: int) -> None:
+        """A closeSession is on its way: no more touches, and no second expiry for it."""
         s = self._sessions.get(session_id)
         if s is not None:
             s.closing = True
+            self._unbucket(s)
+
+    def _unbucket(self, s: Session) -> None:
+        bucket = self._buckets.get(s.expiry_ms)
+        if bucket is not None:
+            bucket.discard(s.session_id)
+            if not bucket:
+                del self._buckets[s.expiry_ms]
 
     def remove(self, session_id: int) -> None:
         s = self._sessions.pop(session_id, None)
         if s is not None:
-            bucket = self._buckets.get(s.expiry_ms)
-            if bucket is not None:
-                bucket.discard(session_id)
-                if not bucket:
-                    del self._buckets[s.expiry_ms]
+            self._unbucket(s)
 
     def expired(self, now_ms: int) -> list[int]:
         """Sessions whose bucket is due, oldest bucket first, ids ascending; marks them closing."""
@@ -199,12 +205,8 @@ class SessionTracker:
     def _update_expiry(self, s: Session, timeout_ms: int, now_ms: int) -> None:
         new = self._round_up(now_ms + timeout_ms)
         old = s.expiry_ms
-        if new == old and s.session_id in self._buckets.get(old, ()):
-            return
-        bucket = self._buckets.get(old)
-        if bucket is not None:
-            bucket.discard(s.session_id)
-            if not bucket:
-                del self._buckets[old]
+        if new == old and not s.closing:
+            return  # a live session is always in its bucket
+        self._unbucket(s)
         self._buckets.setdefault(new, set()).add(s.session_id)
         s.expiry_ms = new
