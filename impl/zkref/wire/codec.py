@@ -828,7 +828,7 @@ RESPONSE_TYPES: Final[dict[int, type | None]] = {
     OpCode.getEphemerals: GetEphemeralsResponse,
     OpCode.getAllChildrenNumber: GetAllChildrenNumberResponse,
     OpCode.setWatches2: None,
-    OpCode.addWatch: None,
+    OpCode.addWatch: ErrorResponse,  # ZooKeeper answers a successful addWatch with ErrorResponse(0)
     OpCode.whoAmI: WhoAmIResponse,
     OpCode.closeSession: None,
 }
