@@ -219,6 +219,24 @@ def test_snapshot_then_log_replay(tmp_path: Path) -> None:
     assert sessions == w.sessions
 
 
+def test_snapshot_in_the_middle_of_a_log_file_replays_only_later_txns(tmp_path: Path) -> None:
+    # A snapshot taken without a roll (or a log written by ZooKeeper's learner path): its
+    # log file starts before it; the txns up to the snapshot zxid must be skipped, not re-applied.
+    w = Workload(21)
+    store = FileTxnSnapLog(tmp_path)
+    store.restore()
+    run(w, store, 70)
+    writer = store.snapshots.begin(w.oracle, w.sessions, w.zxid)
+    while not writer.step(5):
+        pass
+    writer.finish()
+    run(w, store, 30)
+    store.close()
+    assert [z for z, _ in list_files(tmp_path / "version-2", "log")] == [1]
+    state, sessions, replayed = restored(tmp_path)
+    assert (state, sessions, replayed) == (tree_state(w.oracle), w.sessions, 30)
+
+
 def test_snapshot_alone_restores_exactly(tmp_path: Path) -> None:
     w = Workload(3)
     for _ in range(200):
