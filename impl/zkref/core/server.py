@@ -42,6 +42,7 @@ from zkref.wire.constants import (
     KeeperState,
     OpCode,
     WatcherType,
+    Xid,
 )
 from zkref.wire.records import (
     AddWatchRequest,
@@ -517,7 +518,8 @@ class ServerCore:
             err = res.err
             out.append(self._reply(c, xid, last, err, res.response if err == 0 else None, op))
         elif op == OpCode.ping:
-            out.append(self._reply(c, xid, last, 0, None, op))
+            # FinalRequestProcessor answers with the constant PING_XID, whatever the client sent
+            out.append(self._reply(c, int(Xid.PING), last, 0, None, op))
         elif op == OpCode.sync:
             assert isinstance(body, SyncRequest), body
             out.append(self._reply(c, xid, last, 0, SyncResponse(body.path), op))
