@@ -41,6 +41,7 @@ from zkref.wire.records import (
     GetDataResponse,
     GetSASLRequest,
     Id,
+    MultiReadRequest,
     MultiRequest,
     MultiResponse,
     ReconfigRequest,
@@ -138,6 +139,19 @@ def test_new_session_is_persisted_before_the_connect_response() -> None:
         SendConnectResponse(1, ConnectResponse(0, 10_000, sid, session_password(SECRET, sid)))
     ]
     assert h.zxid == 1
+
+
+def test_requests_during_the_handshake_wait_for_the_session() -> None:
+    h = H()
+    h.open(1)
+    (p,) = h.core.receive_connect(1, ConnectRequest(0, 0, 10_000, 0, bytes(16)), 0)
+    assert isinstance(p, Persist)
+    sid = p.hdr.client_id
+    assert h.req(1, -2, OpCode.ping) == []
+    assert h.core.persisted(1, 0) == [
+        SendConnectResponse(1, ConnectResponse(0, 10_000, sid, session_password(SECRET, sid))),
+        Reply(1, -2, 1, 0, None),
+    ]
 
 
 def test_timeout_is_negotiated_into_bounds() -> None:
@@ -381,9 +395,31 @@ def test_partial_persist_releases_only_what_it_covers() -> None:
     h.write(1, 3, OpCode.create, CreateRequest("/b", b"", OPEN_ACL, 0))
     h.req(1, 4, OpCode.exists, ExistsRequest("/b", False))
     first = h.core.persisted(p1.hdr.zxid, 0)
-    assert [e.xid for e in first if isinstance(e, Reply)] == [1, 2]
-    assert [e.xid for e in h.commit() if isinstance(e, Reply)] == [3, 4]
+    z = p1.hdr.zxid
+    assert [(e.xid, e.zxid) for e in first if isinstance(e, Reply)] == [(1, z), (2, z)]
+    rest = h.commit()
+    assert [(e.xid, e.zxid) for e in rest if isinstance(e, Reply)] == [(3, z + 1), (4, z + 1)]
     assert h.core.outstanding == 0
+
+
+def test_multi_read_registers_every_watch_it_asks_for() -> None:
+    h = H()
+    h.connect(1)
+    h.connect(2)
+    h.create(1, "/a")
+    h.create(1, "/b")
+    mr = MultiReadRequest(
+        (
+            (int(OpCode.getData), GetDataRequest("/a", True)),
+            (int(OpCode.getChildren), GetChildrenRequest("/b", True)),
+        )
+    )
+    (r,) = h.req(2, 1, OpCode.multiRead, mr)
+    assert isinstance(r, Reply) and r.err == 0
+    h.write(1, 2, OpCode.setData, SetDataRequest("/a", b"x", -1))
+    assert h.commit()[0] == Notify(2, ev(EventType.NodeDataChanged, "/a"), -1)
+    effects = h.create(1, "/b/c")
+    assert effects[0] == Notify(2, ev(EventType.NodeChildrenChanged, "/b"), -1)
 
 
 def test_sync_waits_for_earlier_writes() -> None:
@@ -555,6 +591,7 @@ def test_set_watches_fires_for_changes_after_relative_zxid() -> None:
     h.create(1, "/same")
     h.create(1, "/changed")
     h.create(1, "/kids")
+    h.create(1, "/quiet")
     rel = h.zxid
     h.write(1, 1, OpCode.setData, SetDataRequest("/changed", b"x", -1))
     h.write(1, 2, OpCode.create, CreateRequest("/kids/k", b"", OPEN_ACL, 0))
@@ -562,9 +599,9 @@ def test_set_watches_fires_for_changes_after_relative_zxid() -> None:
     h.connect(2)
     sw = SetWatches(
         rel,
-        data_watches=("/same", "/changed", "/gone"),
+        data_watches=("/same", "/changed", "/gone", "/kids"),
         exist_watches=("/same", "/absent"),
-        child_watches=("/kids", "/same", "/gone2"),
+        child_watches=("/kids", "/same", "/gone2", "/quiet"),
     )
     assert h.req(2, -8, OpCode.setWatches, sw) == [
         Notify(2, ev(EventType.NodeDataChanged, "/changed"), -1),
@@ -581,6 +618,12 @@ def test_set_watches_fires_for_changes_after_relative_zxid() -> None:
     assert h.commit()[0] == Notify(2, ev(EventType.NodeCreated, "/absent"), -1)
     h.write(1, 5, OpCode.create, CreateRequest("/same/c", b"", OPEN_ACL, 0))
     assert h.commit()[0] == Notify(2, ev(EventType.NodeChildrenChanged, "/same"), -1)
+    # /quiet had pzxid == relative zxid: registered, not fired
+    h.write(1, 7, OpCode.create, CreateRequest("/quiet/q", b"", OPEN_ACL, 0))
+    assert h.commit()[0] == Notify(2, ev(EventType.NodeChildrenChanged, "/quiet"), -1)
+    # /kids: data watch registered although its children changed
+    h.write(1, 6, OpCode.setData, SetDataRequest("/kids", b"z", -1))
+    assert h.commit()[0] == Notify(2, ev(EventType.NodeDataChanged, "/kids"), -1)
 
 
 def test_set_watches2_registers_persistent_watches_without_replay() -> None:

@@ -23,7 +23,7 @@ def test_first_session_id_is_zookeepers_shape() -> None:
     assert initial_session_id(0, 0) == 0
     # the time's top bits are shifted out of 64 bits, then the >>> 8 leaves the top byte free
     t = (1 << 40) + 5
-    assert initial_session_id(3, t) == (3 << 56) | (((t << 24) & (2**64 - 1)) >> 8)
+    assert initial_session_id(2, t) == (2 << 56) | (5 << 16)
 
 
 def test_session_id_is_a_signed_java_long() -> None:
@@ -61,7 +61,9 @@ def test_password_is_deterministic_per_secret_and_id() -> None:
 def test_timeout_is_clamped() -> None:
     t = tracker(tick=2000)
     assert t.negotiate_timeout(1) == 4000
+    assert t.negotiate_timeout(3999) == 4000
     assert t.negotiate_timeout(10_000) == 10_000
+    assert t.negotiate_timeout(40_001) == 40_000
     assert t.negotiate_timeout(10**9) == 40_000
 
 

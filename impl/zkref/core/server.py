@@ -621,8 +621,6 @@ class ServerCore:
                         out.append(Notify(w, event, NOTIFICATION_ZXID))
             kind = e.kind
             c = conns.get(e.conn) if e.conn else None
-            if c is not None and c.session_id != e.session_id:
-                c = None
             if kind == _K_REQUEST:
                 if c is not None:
                     body = res.response if res.err == 0 else None
@@ -673,7 +671,7 @@ class ServerCore:
                 return
             q.popleft()
             c = conns.get(item.conn)
-            if c is not None and c.session_id == sid:
+            if c is not None:
                 self._serve(c, item.xid, item.op, item.body, item.auth, item.received_ms, out)
                 self._latency(c, now_ms - item.received_ms)
         del self._queues[sid]

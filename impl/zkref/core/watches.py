@@ -108,9 +108,8 @@ class WatchManager:
             fired = self._fire(self._data, path, True)
         elif event_type is EventType.NodeDeleted:
             fired = self._fire(self._data, path, True)
-            for w in self._fire(self._child, path, False):
-                if w not in fired:
-                    fired[w] = None
+            # a watcher already notified from the data table keeps its place: one event each
+            fired.update(self._fire(self._child, path, False))
         elif event_type is EventType.NodeChildrenChanged:
             fired = self._fire(self._child, path, False)
         else:
