@@ -226,6 +226,7 @@ def test_sequential_suffix_wraps_like_java_int() -> None:
     q = h.tree.get("/q")
     assert q is not None
     q.cversion = 2**31 - 1
+    q.changed()
     _, txn, _ = h.do(OpCode.create, cr("/q/n", 2))
     assert isinstance(txn, CreateTxn)
     assert txn.path == "/q/n2147483647" and txn.parent_c_version == -(2**31)
@@ -386,6 +387,7 @@ def test_set_data_version_wraps() -> None:
     v = h.tree.get("/v")
     assert v is not None
     v.version = 2**31 - 1
+    v.changed()
     _, txn, _ = h.do(OpCode.setData, SetDataRequest("/v", b"", 2**31 - 1))
     assert txn == SetDataTxn("/v", b"", -(2**31))
 

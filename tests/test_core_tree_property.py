@@ -37,6 +37,7 @@ from zkref.wire.records import (
     MultiTxn,
     SetACLRequest,
     SetDataRequest,
+    Stat,
     StatPersisted,
     TxnBody,
     TxnHeader,
@@ -159,6 +160,7 @@ def check_invariants(tree: DataTree, extended: bool) -> None:
         seen[path] = node
         assert tree.get(path) is node
         stat = node.stat()
+        assert stat == Stat(*node.stat_tuple()), f"stale cached stat of {path}"
         assert stat.num_children == len(node.children)
         assert stat.data_length == (len(node.data) if node.data is not None else 0)
         assert stat.pzxid >= stat.czxid and stat.mzxid >= stat.czxid, (path, stat)

@@ -129,6 +129,7 @@ class Znode:
     """One znode. `cversion` is the stored (StatPersisted) value; `stat()` converts it."""
 
     __slots__ = (
+        "_stat",
         "acl",
         "aversion",
         "children",
@@ -172,6 +173,12 @@ class Znode:
         self.pzxid = pzxid
         self.kind = kind
         self.children: set[str] = set()
+        # The last Stat built, shared by reads until the tree changes this node (Stat is
+        # immutable). Whoever writes a field outside DataTree.apply must call `changed()`.
+        self._stat: Stat | None = None
+
+    def changed(self) -> None:
+        self._stat = None
 
     def stat_tuple(self) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
         """The 11 Stat values in jute order, as a client sees them."""
@@ -192,7 +199,10 @@ class Znode:
         )
 
     def stat(self) -> Stat:
-        return Stat(*self.stat_tuple())
+        s = self._stat
+        if s is None:
+            s = self._stat = Stat(*self.stat_tuple())
+        return s
 
     def stat_persisted(self) -> StatPersisted:
         """The snapshot form: stored cversion and the raw ephemeralOwner."""
@@ -533,6 +543,7 @@ class DataTree:
                 raise _TxnError(Err.NONODE)
             target.aversion = txn.version
             target.acl = txn.acl
+            target._stat = None
             return SetACLResponse(target.stat())
         if t == OpCode.check:
             assert isinstance(txn, CheckVersionTxn), txn
@@ -569,6 +580,7 @@ class DataTree:
                 if new_cversion > parent.cversion:
                     parent.cversion = new_cversion
                     parent.pzxid = zxid
+                    parent._stat = None
             raise
 
     def _create_node(
@@ -610,6 +622,7 @@ class DataTree:
             classify_owner(owner, self.extended_types_enabled),
         )
         parent.children.add(child_name)
+        parent._stat = None
         self._nodes[path] = node
         self._approx_size += len(path) + (len(data) if data is not None else 0)
         self._index_add(path, node)
@@ -626,6 +639,7 @@ class DataTree:
         # Done before looking at the child: on replay it may already be gone, yet the
         # parent's pzxid must still move forward.
         parent.children.discard(path[slash + 1 :])
+        parent._stat = None
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         node = self._nodes.pop(path, None)
@@ -653,6 +667,7 @@ class DataTree:
         node.mtime = time
         node.mzxid = zxid
         node.version = version
+        node._stat = None
         self._approx_size += (len(data) if data is not None else 0) - (
             len(old) if old is not None else 0
         )
