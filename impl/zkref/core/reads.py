@@ -152,7 +152,7 @@ def process_read(
         return ReadResult(
             0, ExistsResponse(node.stat()), WatchReg(path, "exist") if request.watch else None
         )
-    if op == _GET_CHILDREN or op == _GET_CHILDREN2:
+    if op in (_GET_CHILDREN, _GET_CHILDREN2):
         assert isinstance(request, GetChildrenRequest | GetChildren2Request), request
         path = request.path
         node = tree.get(path)
