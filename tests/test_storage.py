@@ -336,11 +336,43 @@ def test_snapshot_publishes_only_after_the_log_is_synced(tmp_path: Path) -> None
     run(w, store, 20)
     writer = store.begin_snapshot(w.oracle, w.sessions)
     store.txn_log.append(*w.next_txn())  # applied to the tree, not yet synced
-    while not writer.step(2):
-        pass
+    while not writer.walk_done:
+        assert not writer.step(2)
     assert store.txn_log.last_synced_zxid == 20
+    assert not writer.path.exists()
     writer.finish()
+    assert writer.step(1) and writer.path.exists()
     assert store.txn_log.last_synced_zxid == 21
+
+
+def test_step_publishes_in_a_thread_then_reports_done(tmp_path: Path) -> None:
+    w = Workload(10)
+    store = FileTxnSnapLog(tmp_path)
+    store.restore()
+    run(w, store, 30)
+    writer = store.begin_snapshot(w.oracle, w.sessions)
+    steps = 0
+    while not writer.step(4):
+        steps += 1
+        store.txn_log.append(*w.next_txn())
+    assert writer.published and writer.path.exists()
+    assert writer.finish() == writer.path
+    store.close()
+    assert restored(tmp_path)[:2] == (tree_state(w.oracle), w.sessions)
+
+
+def test_aborted_snapshot_leaves_nothing(tmp_path: Path) -> None:
+    w = Workload(19)
+    store = FileTxnSnapLog(tmp_path)
+    store.restore()
+    run(w, store, 30)
+    writer = store.begin_snapshot(w.oracle, w.sessions)
+    writer.step(5)
+    writer.abort()
+    with pytest.raises(StorageError):
+        writer.finish()
+    store.close()
+    assert sorted(p.name for p in (tmp_path / "version-2").iterdir()) == ["log.1"]
 
 
 def test_unfinished_snapshot_is_ignored_and_cleaned(tmp_path: Path) -> None:
@@ -567,3 +599,37 @@ def test_purge_nothing_without_snapshots(tmp_path: Path) -> None:
     store.close()
     assert purge(tmp_path, None, 3) == []
     assert scan_log_file(tmp_path / "version-2" / "log.1").problem is None
+
+
+# --- missing files --------------------------------------------------------------------------
+
+
+def test_missing_log_file_is_reported_as_a_gap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = Workload(17)
+    store = FileTxnSnapLog(tmp_path)
+    store.restore()
+    run(w, store, 20)
+    store.save_snapshot(w.oracle, w.sessions, w.zxid)
+    run(w, store, 10)
+    store.txn_log.roll()
+    run(w, store, 10)
+    store.close()
+    (tmp_path / "version-2" / "log.15").unlink()  # zxids 21..30
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        restored(tmp_path)
+    assert "Txn log gap: zxid 0x1f follows 0x14" in caplog.text
+
+
+def test_logs_without_their_beginning_and_no_snapshot_is_an_error(tmp_path: Path) -> None:
+    w = Workload(18)
+    store = FileTxnSnapLog(tmp_path)
+    store.restore()
+    run(w, store, 10)
+    store.txn_log.roll()
+    run(w, store, 10)
+    store.close()
+    (tmp_path / "version-2" / "log.1").unlink()
+    with pytest.raises(StorageError, match="does not start at the beginning"):
+        FileTxnSnapLog(tmp_path).restore()

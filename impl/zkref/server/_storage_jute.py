@@ -21,6 +21,8 @@ FILE_HEADER: Final = struct.Struct(">iiq")
 # StatPersisted{long czxid, long mzxid, long ctime, long mtime, int version, int cversion,
 # int aversion, long ephemeralOwner, long pzxid}
 STAT_PERSISTED: Final = struct.Struct(">qqqqiiiqq")
+# The fixed tail of a snapshot node record: DataNode's long acl id, then its StatPersisted.
+NODE_TAIL: Final = struct.Struct(">qqqqqiiiqq")
 # txn-log record prefix: long checksum, int length
 LOG_RECORD_PREFIX: Final = struct.Struct(">qi")
 # a snapshot/log session entry: long id, int timeout
@@ -162,3 +164,47 @@ class Reader:
             ident = self.read_ustring_not_null()
             out.append(ACL(perms=perms, id=Id(scheme=scheme, id=ident)))
         return tuple(out)
+
+
+def read_nodes(
+    buf: bytes, pos: int, acls: dict[int, tuple[ACL, ...]]
+) -> tuple[list[tuple[str, bytes | None, tuple[ACL, ...], StatPersisted]], int]:
+    """Snapshot node records (`ustring path, DataNode`) up to the "/" terminator.
+
+    Returns the nodes (the root's "" as "/") and the offset after the terminator. One loop with
+    precompiled structs: restore time is dominated by this for large trees.
+    """
+    out: list[tuple[str, bytes | None, tuple[ACL, ...], StatPersisted]] = []
+    append = out.append
+    unpack_int = INT.unpack_from
+    unpack_tail = NODE_TAIL.unpack_from
+    tail_size = NODE_TAIL.size
+    end = len(buf)
+    try:
+        while True:
+            (n,) = unpack_int(buf, pos)
+            pos += 4
+            if n < 0 or pos + n > end:
+                raise JuteError(f"bad path length {n} at offset {pos - 4}")
+            path = buf[pos : pos + n].decode("utf-8")
+            pos += n
+            if path == "/":
+                return out, pos
+            (n,) = unpack_int(buf, pos)
+            pos += 4
+            data: bytes | None
+            if n == -1:
+                data = None
+            elif n < -1 or pos + n > end:
+                raise JuteError(f"bad data length {n} at offset {pos - 4}")
+            else:
+                data = buf[pos : pos + n]
+                pos += n
+            f = unpack_tail(buf, pos)
+            pos += tail_size
+            acl = acls.get(f[0])
+            if acl is None:
+                raise JuteError(f"node {path!r} refers to unknown ACL id {f[0]}")
+            append((path or "/", data, acl, StatPersisted(*f[1:])))
+    except (struct.error, UnicodeDecodeError) as e:
+        raise JuteError(f"truncated node record near offset {pos}: {e}") from e

@@ -34,10 +34,11 @@ from zkref.server._storage_jute import (
     INT,
     LOG_RECORD_PREFIX,
     LONG,
+    NODE_TAIL,
     SESSION,
-    STAT_PERSISTED,
     JuteError,
     Reader,
+    read_nodes,
     write_acl_vector,
     write_buffer,
     write_ustring,
@@ -340,10 +341,12 @@ class SnapshotWriter:
     """An incremental fuzzy snapshot: `step()` walks the live tree a few nodes at a time.
 
     Node records go to `snapshot.<zxid>.body.tmp` as they are visited (ACLs get cache ids as
-    they are met); `finish()` assembles header, sessions, ACL map and body into
-    `snapshot.<zxid>.tmp`, seals it with its Adler32, fsyncs, runs `before_publish` (the txn-log
-    sync) and renames it into place. `finish()` does not touch the tree, so the shell may run it
-    in a thread.
+    they are met). Once the walk is complete, publishing — assemble header, sessions, ACL map and
+    body into `snapshot.<zxid>.tmp`, seal it with its Adler32, fsync, run `before_publish` (the
+    txn-log sync) and rename it into place — runs in a background thread that the next `step()`
+    starts, so the event loop never waits for the disk; `step()` returns True once the snapshot
+    is published. `finish()` publishes (or waits for the publishing thread) and returns the path;
+    it does not touch the tree, so it may also run in an executor.
     """
 
     def __init__(
@@ -371,10 +374,19 @@ class SnapshotWriter:
         self._body: BinaryIO | None = open(self._body_path, "wb")  # noqa: SIM115
         self.nodes_written = 0
         self._finished = False
+        self._publish_lock = threading.Lock()
+        self._publisher: threading.Thread | None = None
+        self._publish_error: BaseException | None = None
+        self._aborted = False
 
     @property
-    def done(self) -> bool:
+    def walk_done(self) -> bool:
+        """Every znode is serialised; what is left is publishing (`finish`)."""
         return not self._stack
+
+    @property
+    def published(self) -> bool:
+        return self._finished
 
     def _acl_id(self, acl: tuple[ACL, ...]) -> int:
         if acl == OPEN_ACL_UNSAFE:
@@ -386,14 +398,17 @@ class SnapshotWriter:
         return ident
 
     def step(self, max_nodes: int) -> bool:
-        """Serialise up to `max_nodes` znodes in their current state; True once all are done.
+        """Serialise up to `max_nodes` znodes in their current state; True once published.
 
         Pre-order walk as `DataTree.serializeNode`: a node deleted before it is visited is
         skipped with its whole subtree, so a child is never written without its parent.
+        The first call after the walk completes starts the publishing thread; later calls
+        return False while it runs, then True (or raise `StorageError` if it failed).
         """
+        if not self._stack:
+            return self._poll_publish()
         body = self._body
-        if body is None:
-            return True
+        assert body is not None
         tree = self._tree
         out = bytearray()
         n = 0
@@ -405,8 +420,8 @@ class SnapshotWriter:
                 continue
             write_ustring(out, "" if path == "/" else path)  # ZooKeeper's root is ""
             write_buffer(out, node.data)
-            out += LONG.pack(self._acl_id(tuple(node.acl)))
-            out += STAT_PERSISTED.pack(
+            out += NODE_TAIL.pack(
+                self._acl_id(node.acl),
                 node.czxid,
                 node.mzxid,
                 node.ctime,
@@ -423,14 +438,55 @@ class SnapshotWriter:
             n += 1
         body.write(out)
         self.nodes_written += n
-        return not stack
+        return False
+
+    def _poll_publish(self) -> bool:
+        if self._finished:
+            return True
+        if self._publisher is None:
+            self._publisher = threading.Thread(
+                target=self._publish_in_thread, name=f"zkref-{self.path.name}", daemon=True
+            )
+            self._publisher.start()
+            return False
+        if self._publisher.is_alive():
+            return False
+        if self._publish_error is not None:
+            raise StorageError(f"writing {self.path}: {self._publish_error}") from (
+                self._publish_error
+            )
+        return self._finished
+
+    def _publish_in_thread(self) -> None:
+        try:
+            self._publish()
+        except BaseException as e:
+            self._publish_error = e
+            log.error("Snapshot %s failed: %s", self.path.name, e)
 
     def finish(self) -> Path:
-        """Seal, fsync and publish the snapshot; returns its path. Call after `step` is done."""
-        if self._finished:
-            return self.path
+        """Publish the snapshot (blocking) and return its path. Only after the walk is done."""
         if self._stack:
             raise StorageError("SnapshotWriter.finish() before the walk is done")
+        publisher = self._publisher
+        if publisher is not None:
+            publisher.join()
+            if self._publish_error is not None:
+                raise StorageError(f"writing {self.path}: {self._publish_error}") from (
+                    self._publish_error
+                )
+            return self.path
+        self._publish()
+        return self.path
+
+    def _publish(self) -> None:
+        with self._publish_lock:
+            if not self._finished:
+                self._publish_locked()
+
+    def _publish_locked(self) -> None:
+        if self._aborted:
+            raise StorageError(f"snapshot {self.path.name} was aborted")
         body = self._body
         assert body is not None
         body.close()
@@ -472,18 +528,22 @@ class SnapshotWriter:
             self.nodes_written,
             len(self._sessions),
         )
-        return self.path
 
     def abort(self) -> None:
-        """Drop an unfinished snapshot and its temp files."""
-        if self._body is not None:
-            self._body.close()
-            self._body = None
-        self._stack.clear()
-        for p in (self._body_path, self._tmp_path):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-        self._finished = True
+        """Drop an unpublished snapshot and its temp files (a published one stays)."""
+        if self._publisher is not None:
+            self._publisher.join()
+        with self._publish_lock:
+            if self._finished:
+                return
+            if self._body is not None:
+                self._body.close()
+                self._body = None
+            self._stack.clear()
+            self._aborted = True
+            for p in (self._body_path, self._tmp_path):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
 
 
 class SnapshotStore:
@@ -565,18 +625,7 @@ class SnapshotStore:
         for _ in range(r.read_int()):
             ident = r.read_long()
             acls[ident] = r.read_acl_vector()
-        nodes: list[tuple[str, bytes | None, tuple[ACL, ...], StatPersisted]] = []
-        while True:
-            p = r.read_ustring_not_null()
-            if p == "/":
-                break
-            data = r.read_buffer()
-            acl_ref = r.read_long()
-            stat = r.read_stat_persisted()
-            acl = acls.get(acl_ref)
-            if acl is None:
-                raise SnapshotError(f"node {p!r} refers to unknown ACL id {acl_ref}")
-            nodes.append((p or "/", data, acl, stat))
+        nodes, r.pos = read_nodes(buf, r.pos, acls)
         crc = zlib.adler32(memoryview(buf)[: r.pos])
         stored = r.read_long()
         if stored != crc or r.read_ustring() != "/":
@@ -640,11 +689,22 @@ class FileTxnSnapLog:
                     f"Not able to find valid snapshots in {self.snap_dir} "
                     f"({len(candidates)} present, all invalid)"
                 )
+            logs = list_files(self.log_dir, LOG_PREFIX)
+            if logs and logs[0][0] & 0xFFFFFFFF > 1:
+                # Without a snapshot the log must reach back to the first txn of an epoch;
+                # replaying a later part of history onto an empty tree would be silently wrong.
+                raise StorageError(
+                    f"no snapshot in {self.snap_dir} and the oldest txn log {logs[0][1].name} "
+                    "does not start at the beginning of history"
+                )
             tree = DataTree(extended_types_enabled=extended_types_enabled)
         snap_zxid = tree.last_processed_zxid
         last_zxid = snap_zxid
         replayed = 0
         for hdr, txn in self._replay_from(snap_zxid):
+            if hdr.zxid >> 32 == last_zxid >> 32 and hdr.zxid != last_zxid + 1:
+                # zxids of one epoch are consecutive: a jump means a missing log file.
+                log.warning("Txn log gap: zxid 0x%x follows 0x%x", hdr.zxid, last_zxid)
             if isinstance(txn, CreateSessionTxn):
                 sessions[hdr.client_id] = txn.time_out
             elif isinstance(txn, CloseSessionTxn):
@@ -725,8 +785,8 @@ class FileTxnSnapLog:
     def save_snapshot(self, tree: DataTree, sessions: Mapping[int, int], zxid: int) -> Path:
         writer = self.begin_snapshot(tree, sessions, zxid)
         try:
-            while not writer.step(10_000):
-                pass
+            while not writer.walk_done:
+                writer.step(10_000)
             return writer.finish()
         except BaseException:
             writer.abort()
