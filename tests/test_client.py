@@ -21,6 +21,7 @@ from zkref.client import (
     SessionExpired,
     ZooKeeperError,
 )
+from zkref.client_sync import SyncClient
 from zkref.wire.constants import (
     AddWatchMode,
     CreateMode,
@@ -428,3 +429,18 @@ def test_unknown_opcode_then_connection_loss_fails_outstanding_requests(zk_port:
             await c.get_data("/")
 
     run(main())
+
+
+def test_sync_wrapper(zk_port: int) -> None:
+    with SyncClient("127.0.0.1", zk_port, timeout_ms=6000) as c:
+        p = c.create(fresh(), b"a")
+        data, st = c.get_data(p, watch=True)
+        assert data == b"a" and st.version == 0
+        assert c.set_data(p, b"b").version == 1
+        ev = c.next_event(5.0)
+        assert (ev.type, ev.path) == (EventType.NodeDataChanged, p)
+        hdr, _ = c.raw_request(OpCode.delete, DeleteRequest(p, 0))
+        assert hdr.err == Err.BADVERSION
+        c.delete(p)
+        assert c.exists(p) is None
+        assert c.call(c.client.get_all_children_number, "/") >= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import struct
@@ -187,3 +188,16 @@ def test_garbage_only_ever_raises_codec_errors(tail: bytes, op: int) -> None:
             decode_request(frame)
         with contextlib.suppress(DecodeError):
             decode_reply(frame, op)
+
+
+def test_decoded_records_are_ordinary_frozen_records() -> None:
+    frame = encode_request(3, OpCode.getData, GetDataRequest("/a", True))[4:]
+    _, body = decode_request(frame)
+    assert type(body) is GetDataRequest and body == GetDataRequest("/a", True)
+    assert hash(body) == hash(GetDataRequest("/a", True))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        body.path = "/b"  # type: ignore[misc]
+    rep = encode_reply(4, 100, 0, GetDataResponse(b"x", STAT))[4:]
+    _, got = decode_reply(rep, OpCode.getData)
+    assert isinstance(got, GetDataResponse) and got.stat == STAT and hash(got.stat) == hash(STAT)
+    assert repr(got.stat) == repr(STAT)
