@@ -209,6 +209,24 @@ def test_reattach_moves_the_session_and_closes_the_old_connection() -> None:
     assert h.req(2, 1, OpCode.ping) == [Reply(2, -2, h.zxid, 0, None)]
 
 
+def test_reattach_while_the_new_session_is_being_persisted() -> None:
+    h = H()
+    h.open(1)
+    (p,) = h.core.receive_connect(1, ConnectRequest(0, 0, 10_000, 0, bytes(16)), 0)
+    assert isinstance(p, Persist)
+    sid = p.hdr.client_id
+    pw = session_password(SECRET, sid)
+    h.open(2)
+    assert masked(h.core.receive_connect(2, ConnectRequest(0, 0, 10_000, sid, pw), 0)) == [
+        Close(1, ""),
+        SendConnectResponse(2, ConnectResponse(0, 10_000, sid, pw)),
+    ]
+    assert h.core.persisted(1, 0) == []
+    assert h.req(2, 1, OpCode.whoAmI) == [
+        Reply(2, 1, 1, 0, WhoAmIResponse((ClientInfo("ip", IP),)))
+    ]
+
+
 def test_reattach_with_wrong_password_is_answered_as_expired() -> None:
     h = H()
     sid = h.connect(1)
@@ -420,6 +438,17 @@ def test_multi_read_registers_every_watch_it_asks_for() -> None:
     assert h.commit()[0] == Notify(2, ev(EventType.NodeDataChanged, "/a"), -1)
     effects = h.create(1, "/b/c")
     assert effects[0] == Notify(2, ev(EventType.NodeChildrenChanged, "/b"), -1)
+
+
+def test_queued_request_with_a_body_of_the_wrong_type_is_a_marshalling_error() -> None:
+    h = H()
+    h.connect(1)
+    h.write(1, 1, OpCode.create, CreateRequest("/a", b"", OPEN_ACL, 0))
+    assert h.req(1, 2, OpCode.getData, SyncRequest("/a")) == []
+    assert h.commit() == [
+        Reply(1, 1, 2, 0, CreateResponse("/a")),
+        Reply(1, 2, 2, int(Err.MARSHALLINGERROR), None),
+    ]
 
 
 def test_sync_waits_for_earlier_writes() -> None:

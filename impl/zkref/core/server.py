@@ -52,7 +52,15 @@ from zkref.wire.records import (
     ConnectRequest,
     ConnectResponse,
     ErrorResponse,
+    ExistsRequest,
+    GetACLRequest,
+    GetAllChildrenNumberRequest,
+    GetChildren2Request,
+    GetChildrenRequest,
+    GetDataRequest,
+    GetEphemeralsRequest,
     Id,
+    MultiReadRequest,
     RemoveWatchesRequest,
     RequestHeader,
     SetSASLResponse,
@@ -97,6 +105,32 @@ _ORDERED_OPS = _READ_OPS | frozenset(
         OpCode.whoAmI,
     )
 )
+
+_AUTH = int(OpCode.auth)
+_SASL = int(OpCode.sasl)
+_MALFORMED = -1000  # internal: a queued request whose body does not fit its opcode
+
+# What the codec hands over for each ordered opcode.
+_BODY_TYPES: dict[int, type | tuple[type, ...]] = {
+    int(OpCode.exists): ExistsRequest,
+    int(OpCode.getData): GetDataRequest,
+    int(OpCode.getACL): GetACLRequest,
+    int(OpCode.getChildren): GetChildrenRequest,
+    int(OpCode.getChildren2): GetChildren2Request,
+    int(OpCode.getEphemerals): GetEphemeralsRequest,
+    int(OpCode.getAllChildrenNumber): GetAllChildrenNumberRequest,
+    int(OpCode.multiRead): MultiReadRequest,
+    int(OpCode.ping): object,
+    int(OpCode.sync): SyncRequest,
+    int(OpCode.setWatches): SetWatches,
+    int(OpCode.setWatches2): SetWatches2,
+    int(OpCode.checkWatches): CheckWatchesRequest,
+    int(OpCode.removeWatches): RemoveWatchesRequest,
+    int(OpCode.addWatch): AddWatchRequest,
+    int(OpCode.whoAmI): object,
+}
+
+assert set(_BODY_TYPES) == _ORDERED_OPS
 
 # FinalRequestProcessor's lastOp names (cons/stat output).
 _LAST_OP = {
@@ -323,7 +357,8 @@ class ServerCore:
             self.sessions.restore(sessions, config.start_ms)
         self.watches = WatchManager()
         self._conns: dict[int, _Conn] = {}
-        self._owner: dict[int, int] = {}  # session id -> the connection it is attached to
+        # session id -> the one connection attached to it (handshake pending or open)
+        self._owner: dict[int, int] = {}
         self._inflight: deque[_Inflight] = deque()
         # session id -> its writes in flight and the requests queued behind them, in arrival order
         self._queues: dict[int, deque[_Inflight | _Queued]] = {}
@@ -374,6 +409,7 @@ class ServerCore:
             sid = self.sessions.create_session(timeout, now_ms)
             c.session_id = sid
             c.state = _CONNECTING
+            self._owner[sid] = conn
             zxid = self._last_zxid + 1
             hdr, txn = self.prep.create_session(sid, timeout, now_ms, zxid)
             entry = self._hand_out(
@@ -429,9 +465,9 @@ class ServerCore:
             self._close(c, "request before the session was established", out)
             return out
         op = hdr.type
-        if op == OpCode.auth:
+        if op == _AUTH:
             return self._auth(c, hdr.xid, body)
-        if op == OpCode.sasl:
+        if op == _SASL:
             # No SASL server configured: ZooKeeper's null saslServer path answers OK, no token.
             return [self._reply(c, hdr.xid, 0, 0, SetSASLResponse(None))]
         sid = c.session_id
@@ -440,6 +476,9 @@ class ServerCore:
         if op in _ORDERED_OPS:
             q = self._queues.get(sid)
             if q is not None:
+                if not isinstance(body, _BODY_TYPES[op]):
+                    # a decoding slip must not blow up later inside `persisted`
+                    op = _MALFORMED
                 q.append(_Queued(conn, hdr.xid, op, body, c.auth, now_ms))
                 return []
             out = []
@@ -554,6 +593,8 @@ class ServerCore:
                 out.append(self._reply(c, xid, last, int(Err.MARSHALLINGERROR), None, op))
         elif op == OpCode.whoAmI:
             out.append(self._reply(c, xid, last, 0, WhoAmIResponse(_client_infos(auth)), op))
+        elif op == _MALFORMED:
+            out.append(self._reply(c, xid, last, int(Err.MARSHALLINGERROR), None))
         else:
             raise AssertionError(f"not an ordered op: {op}")
 
@@ -629,7 +670,6 @@ class ServerCore:
             elif kind == _K_CREATE_SESSION:
                 if c is not None and c.state == _CONNECTING:
                     c.state = _OPEN
-                    self._owner[e.session_id] = c.conn
                     pw = self.sessions.password(e.session_id)
                     self._send_connect(c, ConnectResponse(0, c.timeout_ms, e.session_id, pw), out)
             elif kind == _K_CLOSE_SESSION:
@@ -651,9 +691,6 @@ class ServerCore:
             c = self._conns.get(owner)
             if c is not None:
                 self._close(c, f"session 0x{sid & 0xFFFFFFFFFFFFFFFF:x} closed", out)
-        # A connection still waiting for its handshake on this session goes as well.
-        for c in [c for c in self._conns.values() if c.session_id == sid]:
-            self._close(c, f"session 0x{sid & 0xFFFFFFFFFFFFFFFF:x} closed", out)
 
     def _release(self, e: _Inflight, now_ms: int, out: list[Effect]) -> None:
         """Pop the session's marker for `e`, then answer what queued behind it up to the next
