@@ -227,6 +227,32 @@ def test_reattach_while_the_new_session_is_being_persisted() -> None:
     ]
 
 
+def test_write_in_flight_on_the_old_connection_still_orders_the_new_ones_reads() -> None:
+    h = H()
+    sid = h.connect(1)
+    h.create(1, "/a", b"0")
+    h.write(1, 1, OpCode.setData, SetDataRequest("/a", b"1", -1))
+    h.open(2)
+    pw = session_password(SECRET, sid)
+    h.core.receive_connect(2, ConnectRequest(0, h.zxid, 10_000, sid, pw), 0)
+    # same session: the read waits for the write sent on the old connection
+    assert h.req(2, 1, OpCode.getData, GetDataRequest("/a", False)) == []
+    (r,) = h.commit()  # the old connection's reply has nowhere to go
+    assert isinstance(r, Reply) and r.conn == 2 and r.xid == 1
+    assert isinstance(r.body, GetDataResponse) and r.body.data == b"1"
+
+
+def test_lost_connection_write_is_applied_without_reply() -> None:
+    h = H()
+    h.connect(1)
+    h.write(1, 1, OpCode.create, CreateRequest("/a", b"", OPEN_ACL, 0))
+    h.req(1, 2, OpCode.exists, ExistsRequest("/a", False))
+    h.core.connection_lost(1, 0)
+    assert h.commit() == []
+    assert h.core.tree.get("/a") is not None
+    assert h.core.outstanding == 0
+
+
 def test_reattach_with_wrong_password_is_answered_as_expired() -> None:
     h = H()
     sid = h.connect(1)

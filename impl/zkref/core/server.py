@@ -24,6 +24,7 @@ Rules:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from zkref.core.acl import AuthInfo, generate_digest
@@ -326,7 +327,7 @@ class ServerCore:
         config: CoreConfig,
         *,
         tree: DataTree | None = None,
-        sessions: dict[int, int] | None = None,
+        sessions: Mapping[int, int] | None = None,
     ) -> None:
         self.config = config
         tick = config.tick_time_ms
