@@ -51,9 +51,10 @@ State = tuple[int, list[tuple[str, bytes | None, tuple[ACL, ...], StatPersisted,
 
 
 def tree_state(tree: DataTree) -> State:
-    return tree.last_processed_zxid, [
+    """Everything a snapshot must preserve; node order is the tree's business, so sorted."""
+    return tree.last_processed_zxid, sorted(
         (p, n.data, n.acl, n.stat_persisted(), sorted(n.children)) for p, n in tree.export_nodes()
-    ]
+    )
 
 
 class Workload:
@@ -633,3 +634,23 @@ def test_logs_without_their_beginning_and_no_snapshot_is_an_error(tmp_path: Path
     (tmp_path / "version-2" / "log.1").unlink()
     with pytest.raises(StorageError, match="does not start at the beginning"):
         FileTxnSnapLog(tmp_path).restore()
+
+
+def test_empty_log_file_left_by_a_crash_is_reused(tmp_path: Path) -> None:
+    w = Workload(20)
+    store = FileTxnSnapLog(tmp_path)
+    store.restore()
+    run(w, store, 10)
+    store.close()
+    # crashed after creating log.b and writing its header, before any record
+    (tmp_path / "version-2" / "log.b").write_bytes(b"ZKLG" + struct.pack(">iq", 2, 0))
+    store = FileTxnSnapLog(tmp_path)
+    assert store.restore().last_zxid == 10
+    run(w, store, 5)
+    store.close()
+    assert restored(tmp_path)[:2] == (tree_state(w.oracle), w.sessions)
+    # a log with records is never overwritten
+    tlog = FileTxnSnapLog(tmp_path).txn_log
+    tlog.append(TxnHeader(0, 0, 11, 0, OpCode.createSession), CreateSessionTxn(1))
+    with pytest.raises(StorageError, match="already exists"):
+        tlog.sync()

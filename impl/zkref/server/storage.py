@@ -266,7 +266,12 @@ class TxnLog:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         except FileExistsError as e:
-            raise StorageError(f"log file {path} already exists") from e
+            # A crash right after creating it can leave a file with no record (at most a
+            # header); it holds nothing, so it is reused. Anything longer is never overwritten.
+            if path.stat().st_size > FILE_HEADER.size:
+                raise StorageError(f"log file {path} already exists") from e
+            log.info("Reusing empty log file %s", path.name)
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_APPEND)
         _write_all(fd, FILE_HEADER.pack(TXNLOG_MAGIC, FORMAT_VERSION, DBID))
         if self.force_sync:
             # The new name must survive a crash as well as the records synced into it.
@@ -284,45 +289,64 @@ class LogScan:
     """One log file read back: its good records, where they end, and why reading stopped."""
 
     path: Path
-    records: list[tuple[TxnHeader, TxnBody]]
+    records: list[tuple[TxnHeader, TxnBody]]  # the good records with zxid > after_zxid
+    good: int  # all good records, including the skipped ones
     valid_end: int  # byte offset just after the last good record (or after the header)
     size: int
     problem: str | None  # None: the file ended cleanly after its last record
 
 
-def scan_log_file(path: Path) -> LogScan:
-    """Read `path` up to its first bad record (ZooKeeper's `FileTxnIterator.next`)."""
+# TxnHeader{long clientId, int cxid, long zxid, ...}: the zxid sits 12 bytes into the payload.
+_ZXID_IN_PAYLOAD: Final = 12
+
+
+def scan_log_file(path: Path, after_zxid: int = -1) -> LogScan:
+    """Read `path` up to its first bad record (ZooKeeper's `FileTxnIterator.next`).
+
+    Every record is framed and checksum-checked; only those with a zxid above `after_zxid` are
+    decoded and returned (restore skips what the snapshot already holds).
+    """
     buf = path.read_bytes()
     size = len(buf)
     records: list[tuple[TxnHeader, TxnBody]] = []
+    good = 0
+
+    def stop(pos: int, problem: str | None) -> LogScan:
+        return LogScan(path, records, good, pos, size, problem)
+
     if size < FILE_HEADER.size:
-        return LogScan(path, records, 0, size, f"short file header ({size} bytes)")
+        return stop(0, f"short file header ({size} bytes)")
     magic, version, _dbid = FILE_HEADER.unpack_from(buf, 0)
     if magic != TXNLOG_MAGIC or version != FORMAT_VERSION:
-        return LogScan(path, records, 0, size, f"bad file header magic=0x{magic:x} v={version}")
+        return stop(0, f"bad file header magic=0x{magic:x} v={version}")
     pos = FILE_HEADER.size
     prefix = LOG_RECORD_PREFIX.size
     while True:
         if pos == size:
-            return LogScan(path, records, pos, size, None)
+            return stop(pos, None)
         if size - pos < prefix:
-            return LogScan(path, records, pos, size, f"short record prefix at offset {pos}")
+            return stop(pos, f"short record prefix at offset {pos}")
         crc, length = LOG_RECORD_PREFIX.unpack_from(buf, pos)
         if length == 0 and crc == 0 and not any(buf[pos:]):
             # ZooKeeper preallocates with zeros and reads a zero-length entry as end of log.
-            return LogScan(path, records, pos, size, None)
+            return stop(pos, None)
         end = pos + prefix + length
         if length <= 0 or end + 1 > size:
-            return LogScan(path, records, pos, size, f"short record at offset {pos}")
-        payload = buf[pos + prefix : end]
+            return stop(pos, f"short record at offset {pos}")
         if buf[end] != EOR:
-            return LogScan(path, records, pos, size, f"missing end-of-record 'B' at offset {end}")
+            return stop(pos, f"missing end-of-record 'B' at offset {end}")
+        payload = buf[pos + prefix : end]
         if zlib.adler32(payload) != crc:
-            return LogScan(path, records, pos, size, f"checksum mismatch at offset {pos}")
-        try:
-            records.append(decode_txn(payload))
-        except Exception as e:  # the codec's own error types; any of them means unreadable
-            return LogScan(path, records, pos, size, f"undecodable txn at offset {pos}: {e!r}")
+            return stop(pos, f"checksum mismatch at offset {pos}")
+        if length < _ZXID_IN_PAYLOAD + 8:
+            return stop(pos, f"record too short for a TxnHeader at offset {pos}")
+        (zxid,) = LONG.unpack_from(payload, _ZXID_IN_PAYLOAD)
+        if zxid > after_zxid:
+            try:
+                records.append(decode_txn(payload))
+            except Exception as e:  # the codec's own error types; any means unreadable
+                return stop(pos, f"undecodable txn at offset {pos}: {e!r}")
+        good += 1
         pos = end + 1
 
 
@@ -732,10 +756,8 @@ class FileTxnSnapLog:
         """Txns after `snap_zxid`, file by file; repairs the first bad record it meets."""
         files = logs_needed_from(list_files(self.log_dir, LOG_PREFIX), snap_zxid + 1)
         for i, (_start, path) in enumerate(files):
-            scan = scan_log_file(path)
-            for hdr, txn in scan.records:
-                if hdr.zxid > snap_zxid:
-                    yield hdr, txn
+            scan = scan_log_file(path, after_zxid=snap_zxid)
+            yield from scan.records
             if scan.problem is not None:
                 self._cut_log(scan, later=[p for _, p in files[i + 1 :]])
                 return
@@ -747,9 +769,9 @@ class FileTxnSnapLog:
             scan.problem,
             scan.size,
             scan.valid_end,
-            len(scan.records),
+            scan.good,
         )
-        if scan.records:
+        if scan.good:
             with open(scan.path, "r+b") as f:
                 f.truncate(scan.valid_end)
                 f.flush()
