@@ -20,17 +20,15 @@ import signal
 import struct
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from zkref.core.effects import Close, Notify, Persist, Reply, SendConnectResponse
 from zkref.core.server import CoreConfig, ServerCore
-from zkref.server.purge import purge
-from zkref.server.storage import FileTxnSnapLog
-
 from zkref.server import fourletter
 from zkref.server.config import ZooCfg
+from zkref.server.purge import purge
+from zkref.server.storage import FileTxnSnapLog, StorageError
 from zkref.wire import codec
 from zkref.wire.records import RequestHeader
 
@@ -50,8 +48,6 @@ class _Conn(asyncio.Protocol):
         "handshaken",
         "out",
         "peer",
-        "received",
-        "sent",
         "server",
         "transport",
     )
@@ -64,15 +60,13 @@ class _Conn(asyncio.Protocol):
         self.out: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.peer = ("?", 0)
-        self.received = 0
-        self.sent = 0
         self.closing = False
         self.first = True
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = (str(peer[0]), int(peer[1]))
@@ -102,8 +96,6 @@ class _Conn(asyncio.Protocol):
         for frame in frames:
             if self.closing:
                 return
-            self.received += 1
-            server.received += 1
             if not self.handshaken:
                 try:
                     req = codec.decode_connect_request(frame)
@@ -136,14 +128,6 @@ class _Conn(asyncio.Protocol):
             self.transport.abort()
 
 
-@dataclass
-class _Latency:
-    count: int = 0
-    total_ms: float = 0.0
-    min_ms: float = 0.0
-    max_ms: float = 0.0
-
-
 class ZkServer:
     """A standalone server. `await start()`, then `await stop()` (or `serve_forever`)."""
 
@@ -154,8 +138,6 @@ class ZkServer:
         self.per_ip: dict[str, int] = {}
         self._next_conn = 1
         self._dirty: set[_Conn] = set()
-        self.received = 0
-        self.sent = 0
         self.started_ms = self.now_ms()
         self._tcp: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -164,14 +146,14 @@ class ZkServer:
         self._txns_since_snapshot = 0
         self._snapshotting = False
         self._stopping = False
+        self.failed = asyncio.Event()  # set when the server cannot go on (storage failure)
         self.storage = FileTxnSnapLog(cfg.data_dir, cfg.data_log_dir)
         self.core: ServerCore = self._restore()
-        self.latency = _Latency()
 
     # --- start-up -----------------------------------------------------------------------
     def _restore(self) -> ServerCore:
         t0 = time.monotonic()
-        restored = self.storage.restore()
+        restored = self.storage.restore(extended_types_enabled=self.cfg.extended_types_enabled)
         log.info(
             "restored zxid 0x%x (%d txns replayed, %d sessions) from %s in %.2fs",
             restored.last_zxid,
@@ -311,8 +293,6 @@ class ZkServer:
 
     def _flush_one(self, c: _Conn) -> None:
         if c.out and c.transport is not None:
-            self.sent += len(c.out)
-            c.sent += len(c.out)
             c.transport.write(b"".join(c.out) if len(c.out) > 1 else c.out[0])
         c.out.clear()
 
@@ -334,7 +314,14 @@ class ZkServer:
             self._sync_wanted.clear()
             upto = self._pending_zxid
             t0 = time.monotonic()
-            await loop.run_in_executor(None, self.storage.txn_log.sync)
+            try:
+                await loop.run_in_executor(None, self.storage.txn_log.sync)
+            except StorageError:
+                # What was appended may be half on disk: nothing after it can be acknowledged.
+                # ZooKeeper exits here; so do we (the log on disk is repaired on restart).
+                log.critical("cannot write the txn log; stopping", exc_info=True)
+                self.failed.set()
+                return
             ms = (time.monotonic() - t0) * 1000
             if ms > 1000:
                 log.warning("fsync of the txn log took %.0f ms", ms)
@@ -345,16 +332,15 @@ class ZkServer:
                 self._tasks.append(asyncio.create_task(self._snapshot(), name="zkref-snapshot"))
 
     async def _snapshot(self) -> None:
-        """A fuzzy snapshot, taken a slice at a time between requests."""
+        """A fuzzy snapshot, walked a slice at a time between requests, published off-loop."""
         self._snapshotting = True
         try:
-            self.storage.txn_log.roll()
-            writer = self.storage.begin_snapshot(
-                self.core.tree, self.core.session_timeouts(), self.core.tree.last_processed_zxid
-            )
+            writer = self.storage.begin_snapshot(self.core.tree, self.core.session_timeouts())
             t0 = time.monotonic()
             while not writer.step(2000):
-                await asyncio.sleep(0)
+                # Walking: yield to requests between slices. Publishing (fsync, rename) runs in
+                # the writer's own thread: poll it gently.
+                await asyncio.sleep(0.01 if writer.walk_done else 0)
             log.info("snapshot %s written in %.2fs", writer.path, time.monotonic() - t0)
         except Exception:
             log.exception("snapshot failed; the txn log still holds every txn")
@@ -391,21 +377,23 @@ class ZkServer:
 
     def snapshot(self) -> fourletter.Snapshot:
         st = self.core.stats()
-        lat = self.latency
-        conns = [
-            fourletter.ConnectionInfo(
-                remote=f"{c.peer[0]}:{c.peer[1]}",
-                queued=0,
-                received=c.received,
-                sent=c.sent,
-                session_id=st.session_of.get(c.conn_id),
-                timeout_ms=st.timeout_of.get(c.conn_id),
-                last_op="NA",
-                last_zxid=st.zxid,
+        conns = []
+        for info in self.core.connections_info():
+            c = self.conns.get(info.conn)
+            if c is None or c.closing:
+                continue
+            conns.append(
+                fourletter.ConnectionInfo(
+                    remote=f"{c.peer[0]}:{c.peer[1]}",
+                    queued=info.queued,
+                    received=info.received,
+                    sent=info.sent,
+                    session_id=info.session_id,
+                    timeout_ms=info.timeout_ms,
+                    last_op=info.last_op,
+                    last_zxid=max(info.last_zxid, 0),
+                )
             )
-            for c in self.conns.values()
-            if not c.closing
-        ]
         cfg = self.cfg
         return fourletter.Snapshot(
             mode="standalone",
@@ -419,11 +407,11 @@ class ZkServer:
             data_size=st.data_size,
             sessions=st.sessions,
             outstanding=st.outstanding,
-            received=self.received,
-            sent=self.sent,
-            latency_min_ms=lat.min_ms,
-            latency_avg_ms=(lat.total_ms / lat.count) if lat.count else 0.0,
-            latency_max_ms=lat.max_ms,
+            received=st.packets_received,
+            sent=st.packets_sent,
+            latency_min_ms=st.min_latency_ms,
+            latency_avg_ms=st.avg_latency_ms,
+            latency_max_ms=st.max_latency_ms,
             uptime_ms=self.now_ms() - self.started_ms,
             connections=conns,
             config={
@@ -484,6 +472,11 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await asyncio.wait(
+            [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(server.failed.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
     finally:
         await server.stop()
+    if server.failed.is_set():
+        raise SystemExit(1)

@@ -1,0 +1,7 @@
+"""`python -m zkref` is the `zkref` command."""
+
+import sys
+
+from zkref.cli import main
+
+sys.exit(main())
