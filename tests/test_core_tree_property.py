@@ -162,6 +162,10 @@ def check_invariants(tree: DataTree, extended: bool) -> None:
         stat = node.stat()
         assert stat == Stat(*node.stat_tuple()), f"stale cached stat of {path}"
         assert stat.num_children == len(node.children)
+        cap = node.child_table
+        assert cap == 0 or (
+            cap >= 8 and cap & (cap - 1) == 0 and len(node.children) <= cap * 3 // 4
+        )
         assert stat.data_length == (len(node.data) if node.data is not None else 0)
         assert stat.pzxid >= stat.czxid and stat.mzxid >= stat.czxid, (path, stat)
         if path != "/":
@@ -296,6 +300,8 @@ def run(steps_: list[Step], batch: int, extended: bool) -> None:
     for hdr, txn in log:
         replayed.apply(hdr, txn)
     assert snapshot(replayed) == final
+    for (p1, n1), (p2, n2) in zip(tree.export_nodes(), replayed.export_nodes(), strict=True):
+        assert p1 == p2 and n1.children_in_order() == n2.children_in_order(), p1
     assert replayed.last_processed_zxid == tree.last_processed_zxid
 
     if mid is not None:

@@ -112,6 +112,19 @@ class NodeKind:
     TTL = 3
 
 
+def java_hash(name: str) -> int:
+    """HashMap.hash(name): String.hashCode over UTF-16 units, high half folded into the low."""
+    h = 0
+    for c in name:
+        o = ord(c)
+        if o > 0xFFFF:  # a surrogate pair in Java
+            o -= 0x10000
+            h = (h * 31 + 0xD800 + (o >> 10)) & 0xFFFFFFFF
+            o = 0xDC00 + (o & 0x3FF)
+        h = (h * 31 + o) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
 def classify_owner(owner: int, extended_types_enabled: bool) -> int:
     """EphemeralType.get: TTL only when extended types are enabled (else it is a session id)."""
     if (
@@ -132,6 +145,7 @@ class Znode:
         "_stat",
         "acl",
         "aversion",
+        "child_table",
         "children",
         "ctime",
         "cversion",
@@ -172,13 +186,43 @@ class Znode:
         self.ephemeral_owner = ephemeral_owner
         self.pzxid = pzxid
         self.kind = kind
-        self.children: set[str] = set()
+        # child name -> its spread Java hash, in insertion order (see `add_child`)
+        self.children: dict[str, int] = {}
+        # capacity of the Java HashSet ZooKeeper would hold the names in (0: not created yet)
+        self.child_table = 0
         # The last Stat built, shared by reads until the tree changes this node (Stat is
         # immutable). Whoever writes a field outside DataTree.apply must call `changed()`.
         self._stat: Stat | None = None
 
     def changed(self) -> None:
         self._stat = None
+
+    def add_child(self, name: str) -> None:
+        """DataNode.addChild, tracking the capacity of ZooKeeper's `HashSet<String>(8)`: it
+        doubles when the size passes 3/4 of it, or when a bucket that already chains 8 names
+        gets another while the table is under 64 (HashMap.treeifyBin resizes instead)."""
+        children = self.children
+        if name in children:
+            return
+        h = java_hash(name)
+        cap = self.child_table or 8
+        if len(children) >= 8 and cap < 64:
+            b = h & (cap - 1)
+            if sum(1 for v in children.values() if v & (cap - 1) == b) >= 8:
+                cap *= 2
+        children[name] = h
+        if len(children) > cap * 3 // 4:
+            cap *= 2
+        self.child_table = cap
+
+    def children_in_order(self) -> list[str]:
+        """The names in the order ZooKeeper's HashSet iterates them: by bucket, then by
+        insertion within a bucket (exact unless a bucket of a table >= 64 held 8+ names)."""
+        children = self.children
+        if len(children) < 2:
+            return list(children)
+        mask = self.child_table - 1
+        return [n for n, _ in sorted(children.items(), key=lambda kv: kv[1] & mask)]
 
     def stat_tuple(self) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
         """The 11 Stat values in jute order, as a client sees them."""
@@ -279,11 +323,11 @@ class DataTree:
         self._nodes[""] = root
         self._nodes["/"] = root
         system = self._system_node(OPEN_ACL_UNSAFE)
-        root.children.add("zookeeper")
+        root.add_child("zookeeper")
         self._nodes[SYSTEM_PATH] = system
-        system.children.add("quota")
+        system.add_child("quota")
         self._nodes[QUOTA_PATH] = self._system_node(OPEN_ACL_UNSAFE)
-        system.children.add("config")
+        system.add_child("config")
         config = self._system_node(READ_ACL_UNSAFE)
         config.aversion = -1
         self._nodes[CONFIG_PATH] = config
@@ -369,7 +413,8 @@ class DataTree:
     # --- snapshots -----------------------------------------------------------------------
 
     def export_nodes(self) -> Iterator[tuple[str, Znode]]:
-        """Every znode once, parents before children; the root is yielded as "/"."""
+        """Every znode once, parents before children (depth first, children in ZooKeeper's
+        order, as its snapshots are written); the root is yielded as "/"."""
         stack = ["/"]
         nodes = self._nodes
         while stack:
@@ -377,7 +422,7 @@ class DataTree:
             node = nodes[path]
             yield path, node
             base = "" if path == "/" else path
-            for name in sorted(node.children, reverse=True):
+            for name in reversed(node.children_in_order()):
                 stack.append(base + "/" + name)
 
     @classmethod
@@ -415,7 +460,7 @@ class DataTree:
             parent = tree._nodes.get(path[:slash])
             if slash < 0 or parent is None:
                 raise ValueError(f"snapshot node {path!r} comes before its parent")
-            parent.children.add(path[slash + 1 :])
+            parent.add_child(path[slash + 1 :])
             tree._nodes[path] = node
             tree._index_add(path, node)
         if "/" not in tree._nodes:
@@ -621,7 +666,7 @@ class DataTree:
             zxid,
             classify_owner(owner, self.extended_types_enabled),
         )
-        parent.children.add(child_name)
+        parent.add_child(child_name)
         parent._stat = None
         self._nodes[path] = node
         self._approx_size += len(path) + (len(data) if data is not None else 0)
@@ -638,7 +683,7 @@ class DataTree:
             raise _TxnError(Err.NONODE)
         # Done before looking at the child: on replay it may already be gone, yet the
         # parent's pzxid must still move forward.
-        parent.children.discard(path[slash + 1 :])
+        parent.children.pop(path[slash + 1 :], None)
         parent._stat = None
         if zxid > parent.pzxid:
             parent.pzxid = zxid

@@ -8,7 +8,8 @@ Rules:
 - exists needs no permission on ZooKeeper 3.8.0-3.8.3 (`exists_requires_read=False`, default);
   3.8.4+/3.9.2+ require READ on an existing node (`exists_requires_read=True`);
 - getACL needs READ or ADMIN; without ADMIN the digest hashes are masked ("user:x");
-- getChildren lists names sorted (ZooKeeper's order is its HashSet's, i.e. unspecified);
+- getChildren lists names in the order ZooKeeper's HashSet iterates them (see
+  `Znode.children_in_order`), so zkCli and differential tests see the same lists;
 - getEphemerals: this session's ephemerals whose path starts with the prefix (a blank or "/" prefix
   means all), sorted; getAllChildrenNumber counts every descendant;
 - multiRead answers each op on its own (an error is that op's result, not the request's).
@@ -160,7 +161,7 @@ def process_read(
             return _NONODE
         if not skip_acl and not check_acl(node.acl, _READ, auth):
             return _NOAUTH
-        children = tuple(sorted(node.children))
+        children = tuple(node.children_in_order())
         watch = WatchReg(path, "child") if request.watch else None
         if op == _GET_CHILDREN:
             return ReadResult(0, GetChildrenResponse(children), watch)
