@@ -159,6 +159,16 @@ class Notification:
         return self.event.path
 
 
+# Requests that ZooKeeper's clients send with a reserved xid instead of the next one.
+_RESERVED_XIDS: dict[int, int] = {
+    int(OpCode.ping): int(Xid.PING),
+    int(OpCode.auth): int(Xid.AUTH),
+    int(OpCode.setWatches): int(Xid.SET_WATCHES),
+    int(OpCode.setWatches2): int(Xid.SET_WATCHES),
+}
+_NOTIFICATION_XID = int(Xid.NOTIFICATION)
+_PING_XID = int(Xid.PING)
+
 _Pending = tuple[int, "asyncio.Future[tuple[ReplyHeader, Response | None]] | None"]
 
 
@@ -191,6 +201,7 @@ class Client:
         self._handshake: asyncio.Future[ConnectResponse] = self._loop.create_future()
         self._pending: dict[int, collections.deque[_Pending]] = {}
         self._next_xid = 1
+        self._wbuf: list[bytes] = []
         self._last_send = 0.0
         self._ping_handle: asyncio.TimerHandle | None = None
         self._closing = False
@@ -263,7 +274,7 @@ class Client:
 
     def _on_frame(self, f: bytes) -> None:
         xid = int.from_bytes(f[0:4], "big", signed=True)
-        if xid == Xid.NOTIFICATION:
+        if xid == _NOTIFICATION_XID:
             hdr, event = decode_notification(f)
             self.events.put_nowait(Notification(hdr.zxid, event))
             return
@@ -282,7 +293,7 @@ class Client:
             return
         if reply[0].zxid > self.last_zxid:
             self.last_zxid = reply[0].zxid
-        if xid == Xid.PING:
+        if xid == _PING_XID:
             self.pings_answered += 1
         if fut is not None and not fut.done():
             fut.set_result(reply)
@@ -336,18 +347,23 @@ class Client:
         if q is None:
             q = self._pending[xid] = collections.deque()
         q.append((op, fut))
-        self._transport.write(frame)
+        # Frames sent in one loop iteration go out in one write (one syscall for a pipeline).
+        if not self._wbuf:
+            self._loop.call_soon(self._flush)
+        self._wbuf.append(frame)
         self._last_send = self._loop.time()
+
+    def _flush(self) -> None:
+        buf, self._wbuf = self._wbuf, []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(buf))
 
     # -- requests -----------------------------------------------------------------------------
 
     def _xid_for(self, op: int) -> int:
-        if op == OpCode.ping:
-            return int(Xid.PING)
-        if op == OpCode.auth:
-            return int(Xid.AUTH)
-        if op in (OpCode.setWatches, OpCode.setWatches2):
-            return int(Xid.SET_WATCHES)
+        xid = _RESERVED_XIDS.get(op)
+        if xid is not None:
+            return xid
         xid = self._next_xid
         self._next_xid = xid + 1 if xid < 0x7FFFFFFF else 1
         return xid

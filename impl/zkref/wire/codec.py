@@ -240,22 +240,31 @@ _NULL_LEN: Final = _int_pack(-1)
 _MULTI_END: Final = _MULTI_HEADER.pack(-1, True, -1)
 
 # --- fast construction -----------------------------------------------------------------
-# A frozen dataclass's __init__ goes through object.__setattr__ per field (~0.4 µs a field
-# here); the records have no __post_init__, so the hot paths build them by allocating the
-# object and filling its slots through the slot descriptors, which is 2-5x faster. The result
-# is indistinguishable from cls(...) (same type, fields, equality, hash).
+# A frozen dataclass's __init__ goes through object.__setattr__ per field, which is slow
+# (Stat(...) costs ~1.7 µs here). The records have no __post_init__ and no base class, so the
+# hot paths build them as an instance of a plain "shadow" class with the very same slots
+# (ordinary, specialised attribute stores), then switch its __class__ to the record class,
+# which CPython allows because the layouts are identical. The result is a genuine record (same
+# type, fields, equality, hash, still frozen): ~4.7x cheaper for Stat, ~2x for two fields.
 
 
 def _maker(cls: type[R]) -> Callable[..., R]:
     assert dataclasses.is_dataclass(cls) and not hasattr(cls, "__post_init__"), cls
+    assert cls.__bases__ == (object,), cls
     names = [f.name for f in dataclasses.fields(cls)]
-    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    for i, name in enumerate(names):
-        ns[f"_set{i}"] = getattr(cls, name).__set__
-    sets = "".join(f"    _set{i}(o, {name})\n" for i, name in enumerate(names))
-    src = f"def make({', '.join(names)}):\n    o = _new(_cls)\n{sets}    return o\n"
-    exec(src, ns)  # the same technique dataclasses itself uses to build __init__
+    slots: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
+    assert tuple(slots) == tuple(names), cls
+    shadow = type(f"_{cls.__name__}Shadow", (), {"__slots__": slots})
+    ns: dict[str, Any] = {"_new": object.__new__, "_shadow": shadow, "_cls": cls}
+    sets = "".join(f"    o.{name} = {name}\n" for name in names)
+    src = (
+        f"def make({', '.join(names)}):\n    o = _new(_shadow)\n{sets}"
+        "    o.__class__ = _cls\n    return o\n"
+    )
+    exec(src, ns)  # the technique dataclasses itself uses to build __init__
     make: Callable[..., R] = ns["make"]
+    probe = make(*range(len(names)))
+    assert type(probe) is cls and probe == cls(*range(len(names))), cls
     return make
 
 
@@ -287,6 +296,9 @@ def _r_bool(b: bytes, o: int) -> tuple[bool, int]:
 def _r_ustr(b: bytes, o: int) -> tuple[str, int]:
     (n,) = _int_unpack_from(b, o)
     o += 4
+    if n == -1:
+        # jute's null string. kazoo writes "" this way (e.g. the id of an `auth` ACL).
+        return "", o
     end = o + n
     if n < 0 or end > len(b):
         raise DecodeError(f"bad string length {n}")
@@ -1145,6 +1157,23 @@ def encode_request(xid: int, op: int, body: Request | bytes | None) -> bytes:
         p = body.path.encode()  # type: ignore[union-attr]
         return (
             _IIII.pack(13 + len(p), xid, op, len(p)) + p + (_TRUE if body.watch else _FALSE)  # type: ignore[union-attr]
+        )
+    if cls is SetDataRequest:
+        p = body.path.encode()  # type: ignore[union-attr]
+        data = body.data  # type: ignore[union-attr]
+        version = body.version  # type: ignore[union-attr]
+        plen = len(p)
+        if data is None:
+            return _IIII.pack(20 + plen, xid, op, plen) + p + _II.pack(-1, version)
+        dlen = len(data)
+        return b"".join(
+            (
+                _IIII.pack(20 + plen + dlen, xid, op, plen),
+                p,
+                _int_pack(dlen),
+                data,
+                _int_pack(version),
+            )
         )
     w = _WRITERS.get(cls)
     if w is None:
