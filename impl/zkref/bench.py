@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from zkref.wire import codec
 from zkref.wire.constants import OpCode
@@ -122,8 +123,7 @@ def _worker(
         if now >= deadline:
             break
         for key, _ in sel.select(timeout=deadline - now):
-            s = key.fileobj
-            assert isinstance(s, socket.socket)
+            s = cast(socket.socket, key.fileobj)
             try:
                 data = s.recv(1 << 20)
             except BlockingIOError:
