@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import itertools
@@ -201,3 +202,31 @@ def test_decoded_records_are_ordinary_frozen_records() -> None:
     _, got = decode_reply(rep, OpCode.getData)
     assert isinstance(got, GetDataResponse) and got.stat == STAT and hash(got.stat) == hash(STAT)
     assert repr(got.stat) == repr(STAT)
+
+
+FORBIDDEN = {"asyncio", "socket", "time", "random", "os", "io", "pathlib", "threading", "select"}
+
+
+@pytest.mark.parametrize("module", ["codec", "records", "constants", "__init__"])
+def test_wire_core_is_pure(module: str) -> None:
+    # zkref.wire.bench is a tool (it reads the clock) and is never imported by the codec
+    src = Path(__file__).parent.parent / "impl" / "zkref" / "wire" / f"{module}.py"
+    tree = ast.parse(src.read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            imported.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "open":
+            pytest.fail(f"{module} opens a file")
+    assert not imported & FORBIDDEN, imported & FORBIDDEN
+    assert imported <= {
+        "__future__",
+        "dataclasses",
+        "struct",
+        "collections",
+        "typing",
+        "enum",
+        "zkref",
+    }, imported

@@ -187,6 +187,11 @@ def test_ttl_and_container_stats_hide_the_owner_marker() -> None:
         _, body = decode_reply(frame, op)
         assert isinstance(body, Create2Response)
         assert body.stat.ephemeral_owner == 0
+    # and so do reads of a TTL node
+    _, frame = _frame("get_data_nowatch_reply")
+    _, got = decode_reply(frame, OpCode.getData)
+    assert isinstance(got, GetDataResponse) and got.data == b"t"
+    assert got.stat.ephemeral_owner == 0
 
 
 def test_who_am_i_reply() -> None:
