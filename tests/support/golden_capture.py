@@ -278,6 +278,7 @@ def drive(proxy: RecordingProxy) -> None:
         zk.get(eseq)
 
         drive_raw(proxy)
+        drive_zkcli(proxy)
 
         step("close_session")
     finally:
@@ -360,6 +361,47 @@ def drive_raw(proxy: RecordingProxy) -> None:
         old.call(OpCode.closeSession, None)
     finally:
         old.close()
+
+
+ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
+ZKCLI_SCRIPT = """\
+create /golden/java hello
+create -e -s /golden/java/e- x
+create -c /golden/java-ctr
+create -t 60000 /golden/java-ttl t
+get -s -w /golden/java
+set /golden/java bye
+ls -s /golden
+ls -w /golden/java
+stat /golden/nope
+getAcl /golden/java
+setAcl /golden/java world:anyone:cdrwa
+addauth digest bob:pw
+whoami
+getAllChildrenNumber /golden
+getEphemerals /golden
+addWatch -m PERSISTENT_RECURSIVE /golden/java
+removewatches /golden/java
+sync /golden/java
+config
+delete /golden/java-ttl
+deleteall /golden/java
+quit
+"""
+
+
+def drive_zkcli(proxy: RecordingProxy) -> None:
+    """The Java client (zkCli.sh, ZooKeeper's own) through the proxy."""
+    import subprocess
+
+    proxy.label = "zkcli"
+    subprocess.run(
+        [str(ZKCLI), "-server", f"127.0.0.1:{proxy.port}"],
+        input=ZKCLI_SCRIPT.encode(),
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
 
 
 def classify(records: list[Captured]) -> list[dict[str, Any]]:
