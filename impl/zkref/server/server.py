@@ -72,7 +72,7 @@ class _Conn(asyncio.Protocol):
             self.peer = (str(peer[0]), int(peer[1]))
         if not self.server.admit(self):
             log.warning("too many connections from %s (maxClientCnxns)", self.peer[0])
-            transport.abort()
+            self.transport.abort()
             return
         self.server.core_call(self.server.core.connection_opened, self.conn_id, self.peer[0])
 
@@ -94,7 +94,7 @@ class _Conn(asyncio.Protocol):
             return
         server = self.server
         for frame in frames:
-            if self.closing:
+            if self.is_closing():
                 return
             if not self.handshaken:
                 try:
@@ -122,6 +122,9 @@ class _Conn(asyncio.Protocol):
         self.server.forget(self)
 
     # --- used by the server -------------------------------------------------------------
+    def is_closing(self) -> bool:
+        return self.closing
+
     def abort(self) -> None:
         self.closing = True
         if self.transport is not None:
@@ -263,7 +266,9 @@ class ZkServer:
                 case Reply(conn=cid, xid=xid, zxid=zxid, err=err, body=body):
                     c = conns.get(cid)
                     if c is not None and not c.closing:
-                        c.out.append(codec.encode_reply(xid, zxid, err, body))
+                        c.out.append(
+                            codec.encode_reply(xid, zxid, err, cast(codec.Response | None, body))
+                        )
                         self._dirty.add(c)
                 case Notify(conn=cid, event=event, zxid=zxid):
                     c = conns.get(cid)
