@@ -585,7 +585,9 @@ def test_close_session_lists_outstanding_ephemerals() -> None:
     p_del = h.prep_only(OpCode.delete, DeleteRequest("/a/e1", -1))  # outstanding delete
     hdr, txn = h.prep.close_session(S1, 42, 9999, 100)
     assert hdr == TxnHeader(S1, 42, 100, 9999, int(OpCode.closeSession))
-    assert txn == CloseSessionTxn(("/a/e2", "/a/e3"))
+    # ZooKeeper's order (a clone of the session's HashSet, then the outstanding changes), as
+    # Java 17 iterates the same operations
+    assert txn == CloseSessionTxn(("/a/e3", "/a/e2"))
     # the pending deletes are visible to later requests
     assert h.prep_only(OpCode.setData, SetDataRequest("/a/e2", b"", -1))[1] == ErrorTxn(-101)
     h.apply(*p_new)
@@ -595,9 +597,9 @@ def test_close_session_lists_outstanding_ephemerals() -> None:
     assert h.tree.ephemerals_of(S1) == frozenset()
     assert h.tree.ephemerals_of(S2) == {"/other"}
     assert [(t.path, int(t.event)) for t in r.triggers] == [
-        ("/a/e2", 2),
-        ("/a", 4),
         ("/a/e3", 2),
+        ("/a", 4),
+        ("/a/e2", 2),
         ("/a", 4),
     ]
     a = h.tree.get("/a")

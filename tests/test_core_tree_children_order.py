@@ -93,3 +93,30 @@ def test_system_nodes_order() -> None:
 
     zk = DataTree().get("/zookeeper")
     assert zk is not None and zk.children_in_order() == ["config", "quota"]  # zkCli: ls /zookeeper
+
+
+def test_session_ephemerals_set_and_its_clone() -> None:
+    """DataTree's per-session `new HashSet<String>()` and the clone getEphemerals/closeSession
+    iterate: after the set grew to 60 and shrank to 10, the clone (sized for 10) orders
+    differently from the original."""
+    from zkref.core.datatree import JavaHashSet
+
+    r = random.Random(11)
+    paths = [f"/app/{r.choice(['locks', 'workers', 'leader'])}/n-{i:010d}" for i in range(60)]
+    script = [*("+" + p for p in paths), "?", "c", *("-" + p for p in paths[:50])]
+    script += ["?", "c", "C", "+/late/1", "+/late/2", "?"]
+    js = JavaHashSet()
+    out: list[str] = []
+    for line in script:
+        if line.startswith("+"):
+            js.add(line[1:])
+        elif line.startswith("-"):
+            js.discard(line[1:])
+        elif line == "c":
+            out.append("|".join(js.java_clone().java_order()))
+        elif line == "C":
+            js = js.java_clone()
+        else:
+            out.append("|".join(js.java_order()))
+    assert out[2] != out[3]  # the shrunk set and its clone differ
+    assert digest(out) == "432ce29a2e5abc317ee3c310f81b1eb8a5268627c5631234fc7f27b7d25bd825"

@@ -125,6 +125,73 @@ def java_hash(name: str) -> int:
     return h ^ (h >> 16)
 
 
+def java_set_add(items: dict[str, int], cap: int, name: str) -> int:
+    """Add `name` to `items` (name -> java_hash, insertion ordered) as java.util.HashMap.putVal
+    would to a table of `cap` buckets; return the capacity afterwards. The table doubles when the
+    size passes 3/4 of it, or when a bucket already chaining 8 names gets another while the table
+    is under 64 (treeifyBin resizes instead of building a tree)."""
+    if name in items:
+        return cap
+    h = java_hash(name)
+    if len(items) >= 8 and cap < 64:
+        b = h & (cap - 1)
+        if sum(1 for v in items.values() if v & (cap - 1) == b) >= 8:
+            cap *= 2
+    items[name] = h
+    if len(items) > cap * 3 // 4:
+        cap *= 2
+    return cap
+
+
+def java_set_order(items: dict[str, int], cap: int) -> list[str]:
+    """The order a HashSet holding `items` in a table of `cap` iterates: by bucket, then by
+    insertion within a bucket (exact unless a bucket of a table >= 64 held 8+ names and was
+    turned into a tree)."""
+    if len(items) < 2:
+        return list(items)
+    mask = cap - 1
+    return [n for n, _ in sorted(items.items(), key=lambda kv: kv[1] & mask)]
+
+
+class JavaHashSet:
+    """A set of strings that also knows the order ZooKeeper's `java.util.HashSet` would iterate
+    it in (insertion order is kept; `java_order()` derives the rest). ZooKeeper's per-session
+    ephemeral sets are `new HashSet<String>()` (16 buckets at first)."""
+
+    __slots__ = ("cap", "initial_cap", "items")
+
+    def __init__(self, initial_cap: int = 16) -> None:
+        self.items: dict[str, int] = {}
+        self.cap = 0
+        self.initial_cap = initial_cap
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.items
+
+    def add(self, name: str) -> None:
+        self.cap = java_set_add(self.items, self.cap or self.initial_cap, name)
+
+    def discard(self, name: str) -> None:
+        self.items.pop(name, None)
+
+    def java_order(self) -> list[str]:
+        return java_set_order(self.items, self.cap)
+
+    def java_clone(self) -> JavaHashSet:
+        """HashSet.clone(): a table sized for the current size, filled in iteration order."""
+        clone = JavaHashSet()
+        size = len(self.items)
+        if size:
+            wanted = int(size / 0.75 + 1.0)
+            clone.initial_cap = 1 << (wanted - 1).bit_length()  # HashMap.tableSizeFor
+            for name in self.java_order():
+                clone.add(name)
+        return clone
+
+
 def classify_owner(owner: int, extended_types_enabled: bool) -> int:
     """EphemeralType.get: TTL only when extended types are enabled (else it is a session id)."""
     if (
@@ -201,28 +268,12 @@ class Znode:
         """DataNode.addChild, tracking the capacity of ZooKeeper's `HashSet<String>(8)`: it
         doubles when the size passes 3/4 of it, or when a bucket that already chains 8 names
         gets another while the table is under 64 (HashMap.treeifyBin resizes instead)."""
-        children = self.children
-        if name in children:
-            return
-        h = java_hash(name)
-        cap = self.child_table or 8
-        if len(children) >= 8 and cap < 64:
-            b = h & (cap - 1)
-            if sum(1 for v in children.values() if v & (cap - 1) == b) >= 8:
-                cap *= 2
-        children[name] = h
-        if len(children) > cap * 3 // 4:
-            cap *= 2
-        self.child_table = cap
+        self.child_table = java_set_add(self.children, self.child_table or 8, name)
 
     def children_in_order(self) -> list[str]:
         """The names in the order ZooKeeper's HashSet iterates them: by bucket, then by
         insertion within a bucket (exact unless a bucket of a table >= 64 held 8+ names)."""
-        children = self.children
-        if len(children) < 2:
-            return list(children)
-        mask = self.child_table - 1
-        return [n for n, _ in sorted(children.items(), key=lambda kv: kv[1] & mask)]
+        return java_set_order(self.children, self.child_table)
 
     def stat_tuple(self) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
         """The 11 Stat values in jute order, as a client sees them."""
@@ -316,7 +367,9 @@ class DataTree:
         self.extended_types_enabled = extended_types_enabled
         self.last_processed_zxid = 0
         self._nodes: dict[str, Znode] = {}
-        self._ephemerals: dict[int, set[str]] = {}
+        # session -> its ephemerals; kept (maybe empty) until the session is killed, as ZooKeeper
+        # keeps the HashSet (and its capacity, which decides iteration order)
+        self._ephemerals: dict[int, JavaHashSet] = {}
         self._containers: set[str] = set()
         self._ttls: set[str] = set()
         root = self._system_node(OPEN_ACL_UNSAFE)
@@ -357,7 +410,14 @@ class DataTree:
         return self._approx_size
 
     def ephemerals_of(self, session_id: int) -> frozenset[str]:
-        return frozenset(self._ephemerals.get(session_id, ()))
+        paths = self._ephemerals.get(session_id)
+        return frozenset(paths.items) if paths is not None else frozenset()
+
+    def ephemerals_clone(self, session_id: int) -> JavaHashSet:
+        """DataTree.getEphemerals: a clone of the session's set (its iteration order is what
+        getEphemerals and closeSession report)."""
+        paths = self._ephemerals.get(session_id)
+        return paths.java_clone() if paths is not None else JavaHashSet()
 
     def sessions_with_ephemerals(self) -> frozenset[int]:
         return frozenset(s for s, paths in self._ephemerals.items() if paths)
@@ -476,7 +536,10 @@ class DataTree:
         elif kind == NodeKind.TTL:
             self._ttls.add(path)
         elif kind == NodeKind.NORMAL:
-            self._ephemerals.setdefault(node.ephemeral_owner, set()).add(path)
+            paths = self._ephemerals.get(node.ephemeral_owner)
+            if paths is None:
+                paths = self._ephemerals[node.ephemeral_owner] = JavaHashSet()
+            paths.add(path)
 
     def _index_remove(self, path: str, node: Znode) -> None:
         kind = node.kind
@@ -488,8 +551,6 @@ class DataTree:
             paths = self._ephemerals.get(node.ephemeral_owner)
             if paths is not None:
                 paths.discard(path)
-                if not paths:
-                    del self._ephemerals[node.ephemeral_owner]
 
     # --- the mutator ---------------------------------------------------------------------
 
@@ -722,13 +783,15 @@ class DataTree:
     def _kill_session(
         self, session_id: int, zxid: int, in_txn: tuple[str, ...] | None, triggers: list[Trigger]
     ) -> None:
-        local = self._ephemerals.pop(session_id, set())
+        local = self._ephemerals.pop(session_id, None)
         if in_txn is not None:
             for path in in_txn:
                 self._delete_quietly(path, zxid, triggers)
-                local.discard(path)
-        for path in sorted(local):
-            self._delete_quietly(path, zxid, triggers)
+                if local is not None:
+                    local.discard(path)
+        if local is not None:
+            for path in local.java_order():
+                self._delete_quietly(path, zxid, triggers)
 
     def _delete_quietly(self, path: str, zxid: int, triggers: list[Trigger]) -> None:
         # already gone (replay): ZooKeeper logs and ignores NoNode here

@@ -299,15 +299,16 @@ class Prep:
         self, session_id: int, cxid: int, now_ms: int, zxid: int
     ) -> tuple[TxnHeader, TxnBody]:
         """A CloseSessionTxn listing the session's ephemerals, outstanding creates included and
-        outstanding deletes excluded (sorted, for determinism)."""
-        es = set(self.tree.ephemerals_of(session_id))
+        outstanding deletes excluded, in ZooKeeper's order (its HashSet's; it decides the order
+        of the deletes and so of the watch events)."""
+        es = self.tree.ephemerals_clone(session_id)
         for i in range(self._head, len(self._outstanding)):
             rec = self._outstanding[i]
             if not rec.exists:
                 es.discard(rec.path)
             elif rec.ephemeral_owner == session_id:
                 es.add(rec.path)
-        paths = tuple(sorted(es))
+        paths = tuple(es.java_order())
         for path in paths:
             # As ZooKeeper with digests on (the default): the parent's record only gets the
             # new pzxid; its child count is left as is.

@@ -11,7 +11,7 @@ Rules:
 - getChildren lists names in the order ZooKeeper's HashSet iterates them (see
   `Znode.children_in_order`), so zkCli and differential tests see the same lists;
 - getEphemerals: this session's ephemerals whose path starts with the prefix (a blank or "/" prefix
-  means all), sorted; getAllChildrenNumber counts every descendant;
+  means all), in ZooKeeper's (HashSet clone) order; getAllChildrenNumber counts every descendant;
 - multiRead answers each op on its own (an error is that op's result, not the request's).
 """
 
@@ -188,12 +188,12 @@ def process_read(
         )
     if op == OpCode.getEphemerals:
         assert isinstance(request, GetEphemeralsRequest), request
-        mine = tree.ephemerals_of(session_id)
+        mine = tree.ephemerals_clone(session_id).java_order()
         prefix = request.prefix_path
         if prefix is None or prefix.strip(_JAVA_TRIM) in ("", "/"):
-            found = sorted(mine)
+            found = mine
         else:
-            found = sorted(p for p in mine if p.startswith(prefix))
+            found = [p for p in mine if p.startswith(prefix)]
         return ReadResult(0, GetEphemeralsResponse(tuple(found)), None)
     if op == OpCode.multiRead:
         assert isinstance(request, MultiReadRequest), request
