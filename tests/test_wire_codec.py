@@ -230,3 +230,37 @@ def test_wire_core_is_pure(module: str) -> None:
         "enum",
         "zkref",
     }, imported
+
+
+def test_frame_too_large_keeps_the_frames_before_it() -> None:
+    good = encode_request(1, OpCode.getData, GetDataRequest("/a", False))
+    dec = FrameDecoder(DEFAULT_JUTE_MAXBUFFER)
+    with pytest.raises(FrameTooLarge) as ei:
+        dec.feed(good + good + struct.pack(">i", -7) + b"zz")
+    assert ei.value.frames == [good[4:], good[4:]]
+
+
+GOLDEN_FRAMES = [((GOLDEN / e["file"]).read_bytes(), e) for e in _INDEX]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pick=st.integers(0, len(GOLDEN_FRAMES) - 1),
+    edits=st.lists(st.tuples(st.integers(0, 300), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.integers(0, 400),
+)
+def test_mutated_golden_frames_only_raise_codec_errors(
+    pick: int, edits: list[tuple[int, int]], cut: int
+) -> None:
+    frame, entry = GOLDEN_FRAMES[pick]
+    b = bytearray(frame)
+    for pos, val in edits:
+        if b:
+            b[pos % len(b)] = val
+    mutated = bytes(b[: cut % (len(b) + 1)]) if cut > len(b) // 2 else bytes(b)
+    with contextlib.suppress(DecodeError, UnknownOpCode):
+        decode_request(mutated)
+    with contextlib.suppress(DecodeError):
+        decode_reply(mutated, entry.get("op", OpCode.multi))
+    with contextlib.suppress(DecodeError):
+        decode_connect_request(mutated)

@@ -151,9 +151,11 @@ class UnknownOpCode(WireError):
 class FrameTooLarge(WireError):
     """A frame length < 0 or > jute.maxbuffer ("Len error" in ZooKeeper): close the connection."""
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, length: int, frames: list[bytes] | None = None) -> None:
         super().__init__(f"frame length {length} out of range")
         self.length = length
+        # complete frames that arrived before the bad length (ZooKeeper serves those first)
+        self.frames: list[bytes] = frames or []
 
 
 # --- type aliases -------------------------------------------------------------------------
@@ -960,7 +962,8 @@ class FrameDecoder:
         while n - off >= 4:
             (length,) = _int_unpack_from(data, off)
             if length < 0 or length > max_buffer:
-                raise FrameTooLarge(length)
+                self._buf.clear()
+                raise FrameTooLarge(length, frames)
             end = off + 4 + length
             if end > n:
                 self._need = end - off
