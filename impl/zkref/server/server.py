@@ -19,18 +19,17 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, assert_never, cast
 
-from zkref.core.effects import Close, Notify, Persist, Reply, SendConnectResponse
+from zkref.core.effects import Close, Effect, Notify, Persist, Reply, SendConnectResponse
 from zkref.core.server import CoreConfig, ServerCore
 from zkref.server import fourletter
 from zkref.server.config import ZooCfg
 from zkref.server.purge import purge
 from zkref.server.storage import FileTxnSnapLog, StorageError
 from zkref.wire import codec
-from zkref.wire.records import RequestHeader
 
 log = logging.getLogger("zkref.server")
 
@@ -74,7 +73,9 @@ class _Conn(asyncio.Protocol):
             log.warning("too many connections from %s (maxClientCnxns)", self.peer[0])
             self.transport.abort()
             return
-        self.server.core_call(self.server.core.connection_opened, self.conn_id, self.peer[0])
+        self.server.core_call(
+            self.server.core.connection_opened, self.conn_id, self.peer[0], conn=self.conn_id
+        )
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -93,28 +94,36 @@ class _Conn(asyncio.Protocol):
             self.abort()
             return
         server = self.server
+        core = server.core
+        now = server.now_ms()  # one clock read per batch of pipelined frames
+        cid = self.conn_id
         for frame in frames:
             if self.is_closing():
-                return
+                break
             if not self.handshaken:
                 try:
                     req = codec.decode_connect_request(frame)
                 except codec.DecodeError as e:
                     log.warning("closing %s:%d: bad connect request: %s", *self.peer, e)
                     self.abort()
-                    return
+                    break
                 self.handshaken = True
-                server.core_call(server.core.receive_connect, self.conn_id, req, server.now_ms())
+                server.core_call(core.receive_connect, cid, req, now, conn=cid)
                 continue
             try:
                 hdr, body = codec.decode_request(frame)
             except codec.UnknownOpCode as e:
-                hdr, body = RequestHeader(e.xid, e.op), None
+                hdr, body = e.header, None
             except codec.DecodeError as e:
                 log.warning("closing %s:%d: malformed request: %s", *self.peer, e)
                 self.abort()
-                return
-            server.core_call(server.core.receive_request, self.conn_id, hdr, body, server.now_ms())
+                break
+            try:
+                effects = core.receive_request(cid, hdr, body, now)
+            except Exception:
+                server.internal_error(cid, "receive_request", hdr)
+                break
+            server.run_effects(effects)
         server.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -242,34 +251,45 @@ class ZkServer:
         if not self.per_ip[ip]:
             del self.per_ip[ip]
         if not self._stopping:
-            self.core_call(self.core.connection_lost, conn.conn_id, self.now_ms())
+            self.core_call(
+                self.core.connection_lost, conn.conn_id, self.now_ms(), conn=conn.conn_id
+            )
             self.flush()
 
     # --- effects ----------------------------------------------------------------------------
-    def core_call(self, fn: Callable[..., Iterable[Any]], *args: Any) -> None:
-        """Run one core input and execute the effects it returns, in order."""
+    def core_call(self, fn: Callable[..., list[Effect]], *args: Any, conn: int = 0) -> None:
+        """Run one core input (about connection `conn`, if any); execute its effects in order."""
         try:
             effects = fn(*args)
         except Exception:
-            # A core bug must not take the server down with every other client: log it loudly and
-            # drop the connection the input came from.
-            log.exception("internal error handling %s%r", getattr(fn, "__name__", fn), args[:2])
-            if args and isinstance(args[0], int) and args[0] in self.conns:
-                self.conns[args[0]].abort()
+            self.internal_error(conn, getattr(fn, "__name__", "?"), args[:2])
             return
         self.run_effects(effects)
 
-    def run_effects(self, effects: Iterable[Any]) -> None:
+    def internal_error(self, conn: int, what: str, detail: object) -> None:
+        """A core bug must not take the server down with every other client: log it loudly and
+        drop the connection the input came from."""
+        log.exception("internal error in %s for connection %d (%r)", what, conn, detail)
+        c = self.conns.get(conn)
+        if c is not None:
+            c.abort()
+
+    def run_effects(self, effects: list[Effect]) -> None:
         conns = self.conns
         for eff in effects:
-            match eff:
-                case Reply(conn=cid, xid=xid, zxid=zxid, err=err, body=body):
-                    c = conns.get(cid)
-                    if c is not None and not c.closing:
-                        c.out.append(
-                            codec.encode_reply(xid, zxid, err, cast(codec.Response | None, body))
+            t = type(eff)
+            if t is Reply:  # the hot one first
+                assert isinstance(eff, Reply)
+                c = conns.get(eff.conn)
+                if c is not None and not c.closing:
+                    c.out.append(
+                        codec.encode_reply(
+                            eff.xid, eff.zxid, eff.err, cast(codec.Response | None, eff.body)
                         )
-                        self._dirty.add(c)
+                    )
+                    self._dirty.add(c)
+                continue
+            match eff:
                 case Notify(conn=cid, event=event, zxid=zxid):
                     c = conns.get(cid)
                     if c is not None and not c.closing:
@@ -293,8 +313,10 @@ class ZkServer:
                         c.closing = True
                         if c.transport is not None:
                             c.transport.close()
+                case Reply():
+                    raise AssertionError("unreachable: handled above")
                 case _:
-                    raise AssertionError(f"unknown effect {eff!r}")
+                    assert_never(eff)
 
     def _flush_one(self, c: _Conn) -> None:
         if c.out and c.transport is not None:
