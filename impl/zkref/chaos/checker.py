@@ -325,14 +325,16 @@ def check_no_lost_writes(ops: Sequence[Op], initial: dict[str, RegisterState]) -
         ]
         final_value = fr.out_value
         # Versions only grow while no create/delete can intervene: an acknowledged setData of
-        # version v with no later create/delete means the final version is at least v.
+        # version v that no create/delete can follow means the final version is at least v.
         floor = [
             w
             for w in acked
             if w.f in ("write", "cas")
             and w.out_version is not None
             and not any(
-                d.f in ("create", "delete") and d.call > w.call and d.status != "fail"
+                d.f in ("create", "delete")
+                and d.status != "fail"
+                and (d.ret is None or d.ret > w.call)
                 for d in writes
             )
         ]

@@ -163,53 +163,94 @@ def check_register(
     *,
     budget: int = 5_000_000,
 ) -> LinResult:
-    """Is there a linearization of ``ops`` (one znode) starting from ``init``?"""
+    """Is there a linearization of ``ops`` (one znode) starting from ``init``?
+
+    Depth-first over "which op takes effect next": the candidates at each level are the calls
+    before the earliest pending return (Wing & Gong), completed ops first and ``info`` ops last
+    (an info op is optional, so trying the obligatory ones first finds a witness sooner; the
+    search stays exhaustive). Info reads and syncs constrain nothing and are dropped.
+    """
+    ops = [o for o in ops if not (o.status == "info" and o.f in ("read", "final-read", "sync"))]
     ids = {id(op): i for i, op in enumerate(ops)}
     head = _build_list(ops)
+    remaining = sum(1 for o in ops if o.ret is not None)
     state = init
     linearized = 0
     cache: set[tuple[int, RegisterState]] = set()
-    stack: list[tuple[_Node, RegisterState]] = []
+    # Frame: (candidates at this level, index being tried, state before it).
+    frames: list[tuple[list[_Node], int, RegisterState]] = []
     explored = 0
     deepest: _Node | None = None
-    entry = head.next
-    while entry is not None:
-        explored += 1
-        if explored > budget:
-            return LinResult(ok=None, explored=explored)
-        op = entry.op
-        assert op is not None
-        if entry.is_call:
+
+    def level() -> tuple[list[_Node], _Node | None]:
+        done: list[_Node] = []
+        info: list[_Node] = []
+        e = head.next
+        while e is not None and e.is_call:
+            (done if e.match is not None else info).append(e)
+            e = e.next
+        return done + info, e
+
+    cands, blocker = level()
+    i = 0
+    while True:
+        if remaining == 0:
+            lin = [f[0][f[1]].op for f in frames]
+            return LinResult(
+                ok=True,
+                explored=explored,
+                linearization=[o for o in lin if o is not None],
+                final_states=[state],
+            )
+        advanced = False
+        while i < len(cands):
+            explored += 1
+            if explored > budget:
+                return LinResult(ok=None, explored=explored)
+            node = cands[i]
+            op = node.op
+            assert op is not None
             new_state = step(state, op)
             if new_state is not None:
                 new_lin = linearized | (1 << ids[id(op)])
                 key = (new_lin, new_state)
                 if key not in cache:
                     cache.add(key)
-                    stack.append((entry, state))
+                    frames.append((cands, i, state))
                     state = new_state
                     linearized = new_lin
-                    _lift(entry)
-                    entry = head.next
-                    continue
-            entry = entry.next
-        else:
-            # A return reached with its op not linearized: this branch is dead; backtrack.
-            if deepest is None or entry.time > deepest.time:
-                deepest = entry
-            if not stack:
-                return LinResult(
-                    ok=False,
-                    explored=explored,
-                    culprit=deepest.op if deepest is not None else op,
-                )
-            call, state = stack.pop()
-            assert call.op is not None
-            linearized &= ~(1 << ids[id(call.op)])
-            _unlift(call)
-            entry = call.next
-    lin = [c.op for c, _ in stack if c.op is not None]
-    return LinResult(ok=True, explored=explored, linearization=lin, final_states=[state])
+                    if node.match is not None:
+                        remaining -= 1
+                    _lift(node)
+                    cands, blocker = level()
+                    i = 0
+                    advanced = True
+                    break
+            i += 1
+        if advanced:
+            continue
+        # No candidate works here: the op of the earliest pending return cannot be placed.
+        if blocker is not None and (deepest is None or blocker.time > deepest.time):
+            deepest = blocker
+        if not frames:
+            culprit = deepest.op if deepest is not None else None
+            return LinResult(ok=False, explored=explored, culprit=culprit)
+        cands, i, state = frames.pop()
+        node = cands[i]
+        assert node.op is not None
+        linearized &= ~(1 << ids[id(node.op)])
+        if node.match is not None:
+            remaining += 1
+        _unlift(node)
+        _, blocker = _first_return(head)
+        i += 1
+
+
+def _first_return(head: _Node) -> tuple[None, _Node | None]:
+    e = head.next
+    while e is not None and e.is_call:
+        e = e.next
+    return None, e
 
 
 def candidate_states(ops: Sequence[Op]) -> list[RegisterState]:
