@@ -493,7 +493,35 @@ _WRITERS[StatPersisted] = _w_stat_persisted
 _define(Id, ("scheme", _K_USTR), ("id", _K_USTR))
 _K_ID: Final = _k_record(Id)
 _define(ACL, ("perms", _K_INT), ("id", _K_ID))
-_K_ACLS: Final = _k_vector((_READERS[ACL], _WRITERS[ACL], 12))
+_r_acl_vector: Final = _r_vector(_READERS[ACL], 12)
+_ACL_CACHE: dict[bytes, tuple[ACL, ...]] = {}
+_ACL_CACHE_MAX: Final = 4096
+
+
+def _r_acls(b: bytes, o: int) -> tuple[tuple[ACL, ...], int]:
+    """An ACL vector; the same few ACL lists recur, so they are shared by their bytes."""
+    (n,) = _int_unpack_from(b, o)
+    end = o + 4
+    if n > 0:
+        # skip over perms + scheme + id of each entry to find the vector's extent
+        for _ in range(n):
+            (slen,) = _int_unpack_from(b, end + 4)
+            end += 8 + max(slen, 0)
+            (ilen,) = _int_unpack_from(b, end)
+            end += 4 + max(ilen, 0)
+        if end > len(b):
+            raise DecodeError("truncated ACL vector")
+    key = b[o:end]
+    acls = _ACL_CACHE.get(key)
+    if acls is None:
+        acls, end = _r_acl_vector(b, o)
+        if len(_ACL_CACHE) >= _ACL_CACHE_MAX:
+            _ACL_CACHE.clear()
+        _ACL_CACHE[key] = acls
+    return acls, end
+
+
+_K_ACLS: Final[_Kind] = (_r_acls, _w_vector(_WRITERS[ACL]), 4)
 _K_STRS: Final = _k_vector(_K_USTR)
 _define(ClientInfo, ("auth_scheme", _K_USTR), ("user", _K_USTR))
 
@@ -1009,6 +1037,12 @@ _GET_CHILDREN: Final = OpCode.getChildren.value
 _GET_CHILDREN2: Final = OpCode.getChildren2.value
 _SET_DATA: Final = OpCode.setData.value
 _PING: Final = OpCode.ping.value
+_DELETE: Final = OpCode.delete.value
+_CREATE_OPS: Final = frozenset(
+    {OpCode.create.value, OpCode.create2.value, OpCode.createContainer.value}
+)
+_mk_create_request: Final = _maker(CreateRequest)
+_mk_delete_request: Final = _maker(DeleteRequest)
 _PATH_WATCH_TYPES: Final[dict[int, type]] = {
     _GET_DATA: GetDataRequest,
     _EXISTS: ExistsRequest,
@@ -1055,6 +1089,30 @@ def decode_request(frame: bytes) -> tuple[RequestHeader, Request | None]:
                 data = frame[end + 4 : dend]
             return _mk_request_header(xid, op), _mk_set_data_request(
                 frame[12:end].decode("utf-8", "replace"), data, _int_unpack_from(frame, dend)[0]
+            )
+        if op in _CREATE_OPS:
+            end = 12 + plen
+            if plen < 0 or end + 4 > n:
+                raise DecodeError(f"bad path length {plen}")
+            (dlen,) = _int_unpack_from(frame, end)
+            if dlen == -1:
+                data = None
+                dend = end + 4
+            else:
+                dend = end + 4 + dlen
+                if dlen < 0 or dend > n:
+                    raise DecodeError(f"bad data length {dlen}")
+                data = frame[end + 4 : dend]
+            acls, o = _r_acls(frame, dend)
+            return _mk_request_header(xid, op), _mk_create_request(
+                frame[12:end].decode("utf-8", "replace"), data, acls, _int_unpack_from(frame, o)[0]
+            )
+        if op == _DELETE:
+            end = 12 + plen
+            if plen < 0 or end + 4 > n:
+                raise DecodeError(f"bad path length {plen}")
+            return _mk_request_header(xid, op), _mk_delete_request(
+                frame[12:end].decode("utf-8", "replace"), _int_unpack_from(frame, end)[0]
             )
         if op == _PING:
             return _mk_request_header(xid, op), None
