@@ -818,14 +818,18 @@ class DataTree:
             except _TxnError as e:
                 results.append((int(OpCode.error), ErrorResponse(int(e.err))))
                 continue
-            results.append((int(t), _multi_result(t, body)))
+            results.append(_multi_result(t, body))
         return MultiResponse(tuple(results))
 
 
-def _multi_result(t: int, body: object | None) -> MultiOpResult:
+def _multi_result(t: int, body: object | None) -> tuple[int, MultiOpResult]:
+    """(MultiHeader type, body) as ZooKeeper's OpResult writes it: a create with a stat (create2,
+    createContainer, createTTL) is typed create2, a deleteContainer is typed delete."""
     if t == OpCode.check:
-        return CheckResult()
+        return int(OpCode.check), CheckResult()
     if t == OpCode.delete or t == OpCode.deleteContainer:
-        return DeleteResult()
-    assert isinstance(body, CreateResponse | Create2Response | SetDataResponse), body
-    return body
+        return int(OpCode.delete), DeleteResult()
+    if isinstance(body, Create2Response):
+        return int(OpCode.create2), body
+    assert isinstance(body, CreateResponse | SetDataResponse), body
+    return int(t), body
