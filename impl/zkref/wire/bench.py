@@ -21,8 +21,12 @@ from zkref.wire.codec import (
 )
 from zkref.wire.constants import DEFAULT_JUTE_MAXBUFFER, OpCode
 from zkref.wire.records import (
+    ACL,
+    CreateRequest,
+    CreateResponse,
     GetDataRequest,
     GetDataResponse,
+    Id,
     SetDataRequest,
     SetDataResponse,
     Stat,
@@ -59,6 +63,9 @@ def main(argv: list[str]) -> None:
     set_rep = encode_reply(8, 0x100000009, 0, set_body)[4:]
     event = WatcherEvent(3, 3, PATH)
     batch = encode_request(7, OpCode.getData, GetDataRequest(PATH, False)) * 32
+    create_req = encode_request(
+        9, OpCode.create, CreateRequest(PATH, VALUE, (ACL(31, Id("world", "anyone")),), 0)
+    )[4:]
     gd = GetDataRequest(PATH, False)
     sd = SetDataRequest(PATH, VALUE, -1)
 
@@ -70,6 +77,8 @@ def main(argv: list[str]) -> None:
         ("server encode getData reply", lambda: encode_reply(7, 9, 0, get_body)),
         ("server decode setData request", lambda: decode_request(set_req)),
         ("server encode setData reply", lambda: encode_reply(8, 9, 0, set_body)),
+        ("server decode create request", lambda: decode_request(create_req)),
+        ("server encode create reply", lambda: encode_reply(9, 9, 0, CreateResponse(PATH))),
         ("server encode ping reply", lambda: encode_reply(-2, 9, 0, None)),
         ("server encode notification", lambda: encode_notification(event, -1)),
         ("client encode getData request", lambda: encode_request(7, OpCode.getData, gd)),
