@@ -112,9 +112,9 @@ def test_one_event_per_watcher_with_one_shot_and_recursive() -> None:
     assert fired(wm, "/a/b", CHANGED) == [(1, ev(CHANGED, "/a/b"))]
 
 
-def test_standard_and_persistent_modes_coexist_on_one_path() -> None:
+def test_standard_and_persistent_modes_coexist_on_one_path_in_3_9() -> None:
     # ZooKeeper 3.9 (ZOOKEEPER-4466): a getData watch does not replace a persistent one
-    wm = WatchManager()
+    wm = WatchManager(zk38=False)
     wm.add_persistent("/a", 1, recursive=False)
     wm.add_watch("/a", 1, "data")
     assert fired(wm, "/a", CHANGED) == [(1, ev(CHANGED, "/a"))]
@@ -123,8 +123,30 @@ def test_standard_and_persistent_modes_coexist_on_one_path() -> None:
     assert fired(wm, "/a", CHANGED) == [(1, ev(CHANGED, "/a"))]
 
 
-def test_contains_by_type() -> None:
+def test_last_registration_wins_in_3_8() -> None:
+    # 3.8: the getData watch replaces the persistent mode in the data table (one-shot now) ...
     wm = WatchManager()
+    wm.add_persistent("/a", 1, recursive=False)
+    wm.add_watch("/a", 1, "data")
+    assert fired(wm, "/a", CHANGED) == [(1, ev(CHANGED, "/a"))]
+    assert fired(wm, "/a", CHANGED) == []
+    # ... while the child table keeps its persistent watch
+    assert fired(wm, "/a", CHILDREN) == [(1, ev(CHILDREN, "/a"))]
+    assert fired(wm, "/a", CHILDREN) == [(1, ev(CHILDREN, "/a"))]
+
+
+def test_recursive_in_the_child_table_in_3_8() -> None:
+    wm = WatchManager()
+    wm.add_persistent("/a", 1, recursive=True)
+    wm.add_watch("/a", 1, "data")  # data table: now one-shot on /a, no longer recursive
+    assert fired(wm, "/a/b", CREATED) == []
+    # the child table still holds the recursive watch: deletions below /a still arrive
+    assert fired(wm, "/a/b", DELETED) == [(1, ev(DELETED, "/a/b"))]
+    assert fired(wm, "/a", CHILDREN) == []
+
+
+def test_contains_by_type_in_3_9() -> None:
+    wm = WatchManager(zk38=False)
     wm.add_watch("/d", 1, "data")
     wm.add_watch("/c", 1, "child")
     wm.add_persistent("/p", 1, recursive=False)
@@ -142,21 +164,28 @@ def test_contains_by_type() -> None:
             assert not wm.contains(path, 2, wtype)
 
 
-def test_remove_by_type() -> None:
+def test_contains_by_type_in_3_8() -> None:
     wm = WatchManager()
-    wm.add_watch("/a", 1, "data")
-    wm.add_watch("/a", 1, "child")
-    assert not wm.remove("/a", 1, WatcherType.Persistent)
-    assert wm.remove("/a", 1, WatcherType.Children)
-    assert not wm.remove("/a", 1, WatcherType.Children)
-    assert fired(wm, "/a", CHILDREN) == []
-    assert wm.remove("/a", 1, WatcherType.Data)
-    assert wm.count == 0
-    assert wm.paths_of(1) == ()
+    wm.add_watch("/d", 1, "data")
+    wm.add_watch("/c", 1, "child")
+    wm.add_persistent("/p", 1, recursive=False)
+    wm.add_persistent("/r", 1, recursive=True)
+    table = {
+        WatcherType.Data: {"/d", "/p", "/r"},
+        WatcherType.Children: {"/c", "/p", "/r"},
+        WatcherType.Any: {"/d", "/c", "/p", "/r"},
+    }
+    for wtype, paths in table.items():
+        for path in ("/d", "/c", "/p", "/r", "/x"):
+            # any connection's watch on the path counts (WatchManager.containsWatcher)
+            assert wm.contains(path, 1, wtype) is (path in paths), (wtype, path)
+            assert wm.contains(path, 2, wtype) is (path in paths), (wtype, path)
+    assert wm.contains("/p", 1, WatcherType.Persistent) is None
+    assert wm.remove("/r", 1, WatcherType.PersistentRecursive) is None
 
 
-def test_remove_persistent_and_recursive() -> None:
-    wm = WatchManager()
+def test_remove_persistent_and_recursive_in_3_9() -> None:
+    wm = WatchManager(zk38=False)
     wm.add_persistent("/a", 1, recursive=False)
     wm.add_persistent("/r", 1, recursive=True)
     assert wm.remove("/a", 1, WatcherType.Persistent)
@@ -166,6 +195,17 @@ def test_remove_persistent_and_recursive() -> None:
     assert wm.remove("/r", 1, WatcherType.PersistentRecursive)
     assert fired(wm, "/r/x", CREATED) == []
     assert wm.count == 0
+
+
+def test_remove_data_takes_any_mode_in_3_8() -> None:
+    wm = WatchManager()
+    wm.add_persistent("/r", 1, recursive=True)
+    assert wm.remove("/r", 1, WatcherType.Data)
+    assert fired(wm, "/r/x", CREATED) == []  # gone from the data table
+    assert fired(wm, "/r/x", DELETED) == [(1, ev(DELETED, "/r/x"))]  # child table still has it
+    assert wm.remove("/r", 1, WatcherType.Children)
+    assert wm.count == 0
+    assert not wm.remove("/r", 1, WatcherType.Children)
 
 
 def test_remove_any_takes_every_mode() -> None:

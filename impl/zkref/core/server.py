@@ -75,7 +75,8 @@ from zkref.wire.records import (
     WhoAmIResponse,
 )
 
-NOTIFICATION_ZXID = -1  # ZooKeeper 3.8; 3.9 sends the zxid that fired the watch (ZOOKEEPER-4655)
+# ZooKeeper 3.8; 3.9 sends the zxid that fired the watch (ZOOKEEPER-4655; `compat_3_9`)
+NOTIFICATION_ZXID = -1
 
 # Requests that become txns (prep's, plus closeSession).
 _WRITE_OPS = frozenset(int(op) for op in WRITE_OPS) | {int(OpCode.closeSession)}
@@ -107,6 +108,7 @@ _ORDERED_OPS = _READ_OPS | frozenset(
     )
 )
 
+_WATCH_CHECK_ERR = {True: 0, False: int(Err.NOWATCHER), None: int(Err.MARSHALLINGERROR)}
 _AUTH = int(OpCode.auth)
 _SASL = int(OpCode.sasl)
 _MALFORMED = -1000  # internal: a queued request whose body does not fit its opcode
@@ -183,6 +185,9 @@ class CoreConfig:
     start_ms: int = 0
     # ContainerManager: znode.container.checkIntervalMs
     container_check_interval_ms: int = 60_000
+    # Where 3.8 and 3.9 differ visibly (watch modes and removeWatches types, notification zxid),
+    # behave as 3.9; the default is 3.8, the version the differential tests run against.
+    compat_3_9: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +361,8 @@ class ServerCore:
         )
         if sessions:
             self.sessions.restore(sessions, config.start_ms)
-        self.watches = WatchManager()
+        self.watches = WatchManager(zk38=not config.compat_3_9)
+        self._zk38 = not config.compat_3_9
         self._conns: dict[int, _Conn] = {}
         # session id -> the one connection attached to it (handshake pending or open)
         self._owner: dict[int, int] = {}
@@ -487,7 +493,10 @@ class ServerCore:
             return out
         if op in _WRITE_OPS:
             return self._write(c, hdr.xid, op, body, now_ms)
-        return [self._reply(c, hdr.xid, -1, int(Err.UNIMPLEMENTED), None)]
+        # UnimplementedRequestProcessor: answer, then close the connection
+        out = [self._reply(c, hdr.xid, -1, int(Err.UNIMPLEMENTED), None)]
+        self._close(c, f"unimplemented opcode {op}", out)
+        return out
 
     def _write(self, c: _Conn, xid: int, op: int, body: object | None, now_ms: int) -> list[Effect]:
         sid = c.session_id
@@ -534,7 +543,7 @@ class ServerCore:
         for i in new:
             if i not in ids:
                 ids.append(i)
-        c.auth = AuthInfo(tuple(ids), is_super)
+        c.auth = AuthInfo(_java_set_order(ids), is_super)
         return [self._reply(c, xid, 0, 0, None)]
 
     def _serve(
@@ -578,7 +587,8 @@ class ServerCore:
                     ok = self.watches.contains(body.path, c.conn, wtype)
                 else:
                     ok = self.watches.remove(body.path, c.conn, wtype)
-                err = 0 if ok else int(Err.NOWATCHER)
+                # None: 3.8 has no such WatcherType (WatcherType.fromInt throws)
+                err = _WATCH_CHECK_ERR[ok]
             out.append(self._reply(c, xid, last, err, None, op))
         elif op == OpCode.addWatch:
             assert isinstance(body, AddWatchRequest), body
@@ -654,13 +664,15 @@ class ServerCore:
             e = inflight.popleft()
             res = self.tree.apply(e.hdr, e.txn)
             self.prep.applied(e.zxid)
-            for trig in res.triggers:
-                for w, event in self.watches.trigger(trig.path, trig.event):
-                    wc = conns.get(w)
-                    if wc is not None:
-                        wc.sent += 1
-                        self.packets_sent += 1
-                        out.append(Notify(w, event, NOTIFICATION_ZXID))
+            if res.triggers:
+                nz = NOTIFICATION_ZXID if self._zk38 else res.zxid
+                for trig in res.triggers:
+                    for w, event in self.watches.trigger(trig.path, trig.event):
+                        wc = conns.get(w)
+                        if wc is not None:
+                            wc.sent += 1
+                            self.packets_sent += 1
+                            out.append(Notify(w, event, nz))
             kind = e.kind
             c = conns.get(e.conn) if e.conn else None
             if kind == _K_REQUEST:
@@ -895,6 +907,29 @@ class ServerCore:
         for path, conns in self.watches.by_path().items():
             out[path] = tuple(sorted(self._conns[w].session_id for w in conns if w in self._conns))
         return out
+
+
+def _java_string_hash(s: str) -> int:
+    h = 0
+    b = s.encode("utf-16-be")
+    for i in range(0, len(b), 2):
+        h = (31 * h + ((b[i] << 8) | b[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def _java_set_order(ids: list[Id]) -> tuple[Id, ...]:
+    """The iteration order of ZooKeeper's `cnxn.authInfo` (a ConcurrentHashMap-backed set of
+    Ids, jute's hashCode): whoAmI lists the ids and the "auth" ACL scheme expands them in it."""
+    n = 16
+    while len(ids) >= n - (n >> 2):  # CHM resizes once size reaches 3/4 of the table
+        n <<= 1
+
+    def bin_of(i: Id) -> int:
+        h = (37 * 17 + _java_string_hash(i.scheme)) & 0xFFFFFFFF
+        h = (37 * h + _java_string_hash(i.id)) & 0xFFFFFFFF
+        return ((h ^ (h >> 16)) & 0x7FFFFFFF) & (n - 1)
+
+    return tuple(sorted(ids, key=bin_of))  # stable: insertion order within a bin
 
 
 def _client_infos(auth: AuthInfo) -> tuple[ClientInfo, ...]:

@@ -4,20 +4,27 @@ A watcher is a connection id. ZooKeeper registers the ServerCnxn as the watcher,
 with the connection (`remove_watcher`) and a reconnecting client re-sends them with setWatches;
 the session itself owns no watches. We do the same.
 
-Rules (ZooKeeper 3.9 WatchManager/DataTree; 3.8 differs only where noted):
+Rules common to 3.8 and 3.9 (WatchManager/DataTree):
 - getData and exists register in the *data* table (exists also on a missing node); getChildren
-  in the *child* table; each (watcher, path, table) holds a set of modes: STANDARD (one-shot),
-  PERSISTENT, PERSISTENT_RECURSIVE. addWatch PERSISTENT goes to both tables, PERSISTENT_RECURSIVE
-  to the data table only (so it can never see NodeChildrenChanged);
+  in the *child* table; addWatch PERSISTENT goes to both tables;
 - NodeCreated / NodeDataChanged on p fire the data table at p; NodeDeleted fires the data table
   at p and then the child table at p, suppressing watchers already notified; NodeChildrenChanged
   fires the child table at p (the parent of the created/deleted node);
-- a table fires every watcher at p whatever its modes (STANDARD is then cleared: one-shot), plus
-  every PERSISTENT_RECURSIVE watcher on a proper ancestor of p;
-- one event per watcher per table trigger, in registration order;
-- 3.8 kept a single mode per (watcher, path) (a later getData watch replaced a persistent one);
-  3.9 keeps them side by side (ZOOKEEPER-4466) and removeWatches understands the types
-  Persistent/PersistentRecursive (3.8 answers MarshallingError). We follow 3.9.
+- a standard (one-shot) watch fires at its own path and is removed; a persistent one fires at its
+  own path and stays; a persistent-recursive one also fires for every descendant, and never for
+  NodeChildrenChanged; one event per watcher per table trigger, in registration order.
+
+ZooKeeper 3.8 (the default here, `zk38=True`; the Debian server the differential tests run):
+- one mode per (watcher, path, table): the last registration wins, so a getData watch on a path
+  with a persistent watch turns it into a one-shot one (fixed by ZOOKEEPER-4466 in 3.9);
+- PERSISTENT_RECURSIVE is registered in both tables;
+- checkWatches(Data|Children|Any) succeeds when *any* connection holds a watch on that path in
+  that table (WatchManager.containsWatcher); removeWatches removes only the caller's, any mode;
+- WatcherType Persistent(4)/PersistentRecursive(5) do not exist: `contains`/`remove` return
+  None and the server answers MarshallingError, as 3.8 does.
+ZooKeeper 3.9 (`zk38=False`): modes of one (watcher, path) coexist; PERSISTENT_RECURSIVE lives in
+the data table only; check/remove match the caller's watch of the given mode (Data/Children =
+standard, Persistent, PersistentRecursive; Any = every mode).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from zkref.wire.records import WatcherEvent
 STANDARD = 1
 PERSISTENT = 2
 PERSISTENT_RECURSIVE = 4
+_ALL = STANDARD | PERSISTENT | PERSISTENT_RECURSIVE
 
 _Table = dict[str, dict[int, int]]
 
@@ -53,14 +61,15 @@ def _ancestors(path: str) -> Iterator[str]:
 
 
 class WatchManager:
-    __slots__ = ("_by_watcher", "_child", "_data", "_recursive")
+    __slots__ = ("_by_watcher", "_child", "_data", "_recursive", "zk38")
 
-    def __init__(self) -> None:
+    def __init__(self, *, zk38: bool = True) -> None:
+        self.zk38 = zk38
         self._data: _Table = {}
         self._child: _Table = {}
         # watcher -> paths where it has something in either table
         self._by_watcher: dict[int, set[str]] = {}
-        # (path, watcher) entries holding PERSISTENT_RECURSIVE; at 0 the ancestor walk is skipped
+        # entries (either table) holding PERSISTENT_RECURSIVE; at 0 the ancestor walk is skipped
         self._recursive = 0
 
     # --- registration ---------------------------------------------------------------------------
@@ -69,9 +78,12 @@ class WatchManager:
         if entries is None:
             entries = table[path] = {}
         old = entries.get(watcher, 0)
-        if mode & PERSISTENT_RECURSIVE and not old & PERSISTENT_RECURSIVE:
+        new = mode if self.zk38 else old | mode
+        if new & PERSISTENT_RECURSIVE and not old & PERSISTENT_RECURSIVE:
             self._recursive += 1
-        entries[watcher] = old | mode
+        elif old & PERSISTENT_RECURSIVE and not new & PERSISTENT_RECURSIVE:
+            self._recursive -= 1
+        entries[watcher] = new
         paths = self._by_watcher.get(watcher)
         if paths is None:
             self._by_watcher[watcher] = {path}
@@ -94,9 +106,12 @@ class WatchManager:
             self._add(self._data, path, watcher, STANDARD)
 
     def add_persistent(self, path: str, watcher: int, *, recursive: bool) -> None:
-        """addWatch: PERSISTENT in both tables, PERSISTENT_RECURSIVE in the data table only."""
+        """addWatch / setWatches2: PERSISTENT in both tables; PERSISTENT_RECURSIVE in the data
+        table (3.9) or in both (3.8)."""
         if recursive:
             self._add(self._data, path, watcher, PERSISTENT_RECURSIVE)
+            if self.zk38:
+                self._add(self._child, path, watcher, PERSISTENT_RECURSIVE)
         else:
             self._add(self._data, path, watcher, PERSISTENT)
             self._add(self._child, path, watcher, PERSISTENT)
@@ -105,13 +120,13 @@ class WatchManager:
     def trigger(self, path: str, event_type: EventType) -> list[tuple[int, WatcherEvent]]:
         """Fire the watches for one data-tree event; [(watcher, event)] in delivery order."""
         if event_type is EventType.NodeCreated or event_type is EventType.NodeDataChanged:
-            fired = self._fire(self._data, path, True)
+            fired = self._fire(self._data, path, False)
         elif event_type is EventType.NodeDeleted:
-            fired = self._fire(self._data, path, True)
+            fired = self._fire(self._data, path, False)
             # a watcher already notified from the data table keeps its place: one event each
             fired.update(self._fire(self._child, path, False))
         elif event_type is EventType.NodeChildrenChanged:
-            fired = self._fire(self._child, path, False)
+            fired = self._fire(self._child, path, True)
         else:
             return []
         if not fired:
@@ -119,11 +134,13 @@ class WatchManager:
         event = WatcherEvent(int(event_type), int(KeeperState.SyncConnected), path)
         return [(w, event) for w in fired]
 
-    def _fire(self, table: _Table, path: str, recursive: bool) -> dict[int, None]:
+    def _fire(self, table: _Table, path: str, children_changed: bool) -> dict[int, None]:
         fired: dict[int, None] = {}
         entries = table.get(path)
         if entries:
             for w, modes in list(entries.items()):
+                if children_changed and modes == PERSISTENT_RECURSIVE:
+                    continue  # 3.8: a recursive watcher in the child table skips these
                 fired[w] = None
                 if modes & STANDARD:
                     if modes == STANDARD:
@@ -133,7 +150,7 @@ class WatchManager:
                         entries[w] = modes & ~STANDARD
             if not entries:
                 del table[path]
-        if recursive and self._recursive:
+        if self._recursive and not children_changed:
             for p in _ancestors(path):
                 up = table.get(p)
                 if up:
@@ -178,8 +195,16 @@ class WatchManager:
                 del table[path]
         return True
 
-    def contains(self, path: str, watcher: int, watcher_type: WatcherType) -> bool:
-        """DataTree.containsWatcher (3.9)."""
+    def contains(self, path: str, watcher: int, watcher_type: WatcherType) -> bool | None:
+        """checkWatches (DataTree.containsWatcher); None: the type does not exist (3.8)."""
+        if self.zk38:
+            if watcher_type is WatcherType.Children:
+                return bool(self._child.get(path))
+            if watcher_type is WatcherType.Data:
+                return bool(self._data.get(path))
+            if watcher_type is WatcherType.Any:
+                return bool(self._child.get(path)) or bool(self._data.get(path))
+            return None
         if watcher_type is WatcherType.Children:
             return self._has(self._child, path, watcher, STANDARD)
         if watcher_type is WatcherType.Data:
@@ -189,25 +214,30 @@ class WatchManager:
         if watcher_type is WatcherType.PersistentRecursive:
             return self._has(self._data, path, watcher, PERSISTENT_RECURSIVE)
         assert watcher_type is WatcherType.Any, watcher_type
-        return self._has(self._child, path, watcher, 7) or self._has(self._data, path, watcher, 7)
+        return self._has(self._child, path, watcher, _ALL) or self._has(
+            self._data, path, watcher, _ALL
+        )
 
-    def remove(self, path: str, watcher: int, watcher_type: WatcherType) -> bool:
-        """DataTree.removeWatch (3.9): True when something was removed."""
+    def remove(self, path: str, watcher: int, watcher_type: WatcherType) -> bool | None:
+        """removeWatches (DataTree.removeWatch): True when something of the caller's was
+        removed; None: the type does not exist (3.8)."""
         if watcher_type is WatcherType.Children:
-            removed = self._clear(self._child, path, watcher, STANDARD)
+            removed = self._clear(self._child, path, watcher, _ALL if self.zk38 else STANDARD)
         elif watcher_type is WatcherType.Data:
-            removed = self._clear(self._data, path, watcher, STANDARD)
+            removed = self._clear(self._data, path, watcher, _ALL if self.zk38 else STANDARD)
+        elif watcher_type is WatcherType.Any:
+            c = self._clear(self._child, path, watcher, _ALL)
+            d = self._clear(self._data, path, watcher, _ALL)
+            removed = c or d
+        elif self.zk38:
+            return None
         elif watcher_type is WatcherType.Persistent:
             c = self._clear(self._child, path, watcher, PERSISTENT)
             d = self._clear(self._data, path, watcher, PERSISTENT)
             removed = c or d
-        elif watcher_type is WatcherType.PersistentRecursive:
-            removed = self._clear(self._data, path, watcher, PERSISTENT_RECURSIVE)
         else:
-            assert watcher_type is WatcherType.Any, watcher_type
-            c = self._clear(self._child, path, watcher, 7)
-            d = self._clear(self._data, path, watcher, 7)
-            removed = c or d
+            assert watcher_type is WatcherType.PersistentRecursive, watcher_type
+            removed = self._clear(self._data, path, watcher, PERSISTENT_RECURSIVE)
         if removed:
             self._forget_path(watcher, path)
         return removed
@@ -215,8 +245,8 @@ class WatchManager:
     def remove_watcher(self, watcher: int) -> None:
         """The connection is gone: drop every watch it held."""
         for path in self._by_watcher.pop(watcher, ()):
-            self._clear(self._data, path, watcher, 7)
-            self._clear(self._child, path, watcher, 7)
+            self._clear(self._data, path, watcher, _ALL)
+            self._clear(self._child, path, watcher, _ALL)
 
     # --- introspection --------------------------------------------------------------------------
     @property
