@@ -654,3 +654,21 @@ def test_empty_log_file_left_by_a_crash_is_reused(tmp_path: Path) -> None:
     tlog.append(TxnHeader(0, 0, 11, 0, OpCode.createSession), CreateSessionTxn(1))
     with pytest.raises(StorageError, match="already exists"):
         tlog.sync()
+
+
+def test_snapshot_with_good_checksum_but_orphan_node_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    w, _old, new = _two_snapshots(tmp_path)
+    stat = STAT_PERSISTED.pack(1, 1, 0, 0, 0, 0, 0, 0, 1)
+    body = bytearray(b"ZKSN" + struct.pack(">iq", 2, 0) + struct.pack(">ii", 0, 0))
+    for path in ("", "/x/y"):  # "/x/y" without "/x"
+        body += struct.pack(">i", len(path)) + path.encode() + struct.pack(">iq", 0, -1) + stat
+    body += struct.pack(">i", 1) + b"/"
+    body += struct.pack(">q", zlib.adler32(bytes(body))) + struct.pack(">i", 1) + b"/"
+    new.write_bytes(bytes(body))
+    assert SnapshotStore(new.parent).load(new).nodes[1][0] == "/x/y"  # parses fine
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        state, sessions, replayed = restored(tmp_path)
+    assert f"Skipping invalid snapshot {new}" in caplog.text
+    assert (state, sessions, replayed) == (tree_state(w.oracle), w.sessions, 70)

@@ -699,11 +699,15 @@ class FileTxnSnapLog:
                 log.warning("Skipping invalid snapshot %s: %s", path, e)
                 continue
             log.info("Reading snapshot %s", path)
-            tree = DataTree.from_nodes(
-                loaded.nodes,
-                last_processed_zxid=loaded.zxid,
-                extended_types_enabled=extended_types_enabled,
-            )
+            try:
+                tree = DataTree.from_nodes(
+                    loaded.nodes,
+                    last_processed_zxid=loaded.zxid,
+                    extended_types_enabled=extended_types_enabled,
+                )
+            except ValueError as e:  # e.g. a node before its parent: not a tree
+                log.warning("Skipping invalid snapshot %s: %s", path, e)
+                continue
             sessions = dict(loaded.sessions)
             snap_path = path
             break
