@@ -231,12 +231,12 @@ class TxnLog:
             with self._lock:
                 segments, self._segments = self._segments, []
             for seg in segments:
-                if seg.start_zxid is not None:
-                    self._close_file()
-                    self._open_file(seg.start_zxid)
-                fd = self._fd
-                assert fd is not None, "a segment without a file: the first append must roll"
                 try:
+                    if seg.start_zxid is not None:
+                        self._close_file()
+                        self._open_file(seg.start_zxid)
+                    fd = self._fd
+                    assert fd is not None, "a segment without a file: the first append rolls"
                     _write_all(fd, seg.buf)
                     if self.force_sync:
                         _fdatasync(fd)
