@@ -672,3 +672,16 @@ def test_snapshot_with_good_checksum_but_orphan_node_is_skipped(
         state, sessions, replayed = restored(tmp_path)
     assert f"Skipping invalid snapshot {new}" in caplog.text
     assert (state, sessions, replayed) == (tree_state(w.oracle), w.sessions, 70)
+
+
+def test_one_snapshot_at_a_time_per_zxid(tmp_path: Path) -> None:
+    w = Workload(22)
+    store = FileTxnSnapLog(tmp_path)
+    store.restore()
+    run(w, store, 10)
+    writer = store.begin_snapshot(w.oracle, w.sessions)
+    with pytest.raises(StorageError, match="already being written"):
+        store.begin_snapshot(w.oracle, w.sessions)
+    writer.abort()
+    store.save_snapshot(w.oracle, w.sessions, w.zxid)  # fine once the first is gone
+    store.close()

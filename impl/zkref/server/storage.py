@@ -395,7 +395,10 @@ class SnapshotWriter:
         self._body_path = snap_dir / (self.path.name + ".body" + TMP_SUFFIX)
         self._tmp_path = snap_dir / (self.path.name + TMP_SUFFIX)
         snap_dir.mkdir(parents=True, exist_ok=True)
-        self._body: BinaryIO | None = open(self._body_path, "wb")  # noqa: SIM115
+        try:
+            self._body: BinaryIO | None = open(self._body_path, "xb")  # noqa: SIM115
+        except FileExistsError as e:
+            raise StorageError(f"a snapshot at zxid 0x{zxid:x} is already being written") from e
         self.nodes_written = 0
         self._finished = False
         self._publish_lock = threading.Lock()
