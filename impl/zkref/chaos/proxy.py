@@ -1,0 +1,178 @@
+"""A TCP proxy on the quorum and election links between ensemble members, to cut them.
+
+Rules:
+- one listening port per ordered pair (i, j) and link kind: member i's zoo.cfg names that port
+  for member j, and the proxy forwards to j's real port; all on 127.0.0.1;
+- a partition is a set of blocked unordered pairs {i, j}: blocking closes the pair's open
+  connections in both directions and refuses new ones until healed; nothing else is delayed;
+- the proxy runs an asyncio loop in a daemon thread of the harness process and is controlled
+  from other threads through thread-safe calls; ``stop()`` closes every socket.
+
+Known gap (documented in docs/chaos.md): ZooKeeper's election "connect back" (the higher sid
+drops an incoming election connection from a lower sid and dials the lower sid's *advertised*
+address) bypasses the proxy; quorum (Zab) links are always proxied, so a partitioned member
+cannot follow or lead across the cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Future
+
+from zkref.chaos.zookeeper_proc import free_ports
+
+__all__ = ["LinkProxy"]
+
+Pair = frozenset[int]
+
+
+class LinkProxy:
+    def __init__(self, sids: Iterable[int], real_ports: dict[int, tuple[int, int]]) -> None:
+        """``real_ports[j] = (quorum_port, election_port)`` that member j listens on."""
+        self.sids = sorted(sids)
+        self.real_ports = dict(real_ports)
+        pairs = [(i, j) for i in self.sids for j in self.sids if i != j]
+        ports = free_ports(2 * len(pairs))
+        # (i, j) -> (quorum proxy port, election proxy port) for i dialling j.
+        self.ports: dict[tuple[int, int], tuple[int, int]] = {
+            p: (ports[2 * k], ports[2 * k + 1]) for k, p in enumerate(pairs)
+        }
+        self._blocked: set[Pair] = set()
+        self._conns: dict[Pair, set[asyncio.StreamWriter]] = {}
+        self._loop = asyncio.new_event_loop()
+        self._servers: list[asyncio.Server] = []
+        self._thread = threading.Thread(target=self._run, name="zkref-link-proxy", daemon=True)
+        self._ready = threading.Event()
+        self.bytes_forwarded = 0
+        self.refused = 0
+
+    # The route zoo.cfg should use: (from_sid, to_sid) -> (quorum_port, election_port).
+    def route(self, i: int, j: int) -> tuple[int, int]:
+        return self.ports[(i, j)]
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("link proxy did not start")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._listen())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _listen(self) -> None:
+        for (i, j), (qp, ep) in self.ports.items():
+            rq, re_ = self.real_ports[j]
+            for port, target in ((qp, rq), (ep, re_)):
+                srv = await asyncio.start_server(
+                    self._handler(i, j, target), host="127.0.0.1", port=port
+                )
+                self._servers.append(srv)
+
+    def _handler(
+        self, i: int, j: int, target: int
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        pair: Pair = frozenset((i, j))
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if pair in self._blocked:
+                self.refused += 1
+                writer.close()
+                return
+            try:
+                up_r, up_w = await asyncio.open_connection("127.0.0.1", target)
+            except OSError:
+                writer.close()
+                return
+            conns = self._conns.setdefault(pair, set())
+            conns.update((writer, up_w))
+            try:
+                await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer))
+            finally:
+                conns.discard(writer)
+                conns.discard(up_w)
+                for w in (writer, up_w):
+                    w.close()
+
+        return handle
+
+    async def _pipe(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await r.read(65536)
+                if not data:
+                    break
+                w.write(data)
+                self.bytes_forwarded += len(data)
+                await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            w.close()
+
+    def _call(self, fn: Callable[[], None]) -> None:
+        fut: Future[None] = Future()
+
+        def run() -> None:
+            try:
+                fn()
+                fut.set_result(None)
+            except BaseException as e:  # pragma: no cover - surfaced to the caller
+                fut.set_exception(e)
+
+        self._loop.call_soon_threadsafe(run)
+        fut.result(timeout=10)
+
+    def block(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Cut the links between each pair (both directions, quorum and election)."""
+        new = {frozenset(p) for p in pairs}
+
+        def do() -> None:
+            self._blocked |= new
+            for pair in new:
+                for w in list(self._conns.get(pair, ())):
+                    w.transport.abort()
+
+        self._call(do)
+
+    def partition(self, groups: Iterable[Iterable[int]]) -> None:
+        """Members talk only within their group."""
+        gs = [set(g) for g in groups]
+        side = {s: k for k, g in enumerate(gs) for s in g}
+        pairs = [
+            (i, j)
+            for i in self.sids
+            for j in self.sids
+            if i < j and side.get(i, -1 - i) != side.get(j, -1 - j)
+        ]
+        self.block(pairs)
+
+    def heal(self) -> None:
+        def do() -> None:
+            self._blocked.clear()
+
+        self._call(do)
+
+    @property
+    def blocked(self) -> set[Pair]:
+        return set(self._blocked)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+
+        async def close_all() -> None:
+            for srv in self._servers:
+                srv.close()
+            for conns in self._conns.values():
+                for w in list(conns):
+                    w.transport.abort()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
