@@ -619,3 +619,47 @@ def test_applied_and_reset() -> None:
     assert h.prep_only(OpCode.delete, DeleteRequest("/b", -1))[1] == ErrorTxn(-101)
     h.apply(*p2)
     assert h.tree.get("/b") is not None
+
+
+def test_multi_create_family_is_typed_by_flags_as_in_3_8() -> None:
+    h = Harness()
+    ops = (
+        (int(OpCode.create2), cr("/two")),
+        (int(OpCode.createContainer), cr("/notbox")),
+        (int(OpCode.create), cr("/box", 4)),
+        (int(OpCode.createTTL), CreateTTLRequest("/t", b"", OPEN_ACL_UNSAFE, 0, -1)),
+    )
+    _hdr, txn, r = h.do(OpCode.multi, MultiRequest(ops))
+    assert isinstance(txn, MultiTxn) and [t for t, _ in txn.txns] == [1, 1, 19, 1]
+    assert txn.txns[3][1] == CreateTxn("/t", b"", OPEN_ACL_UNSAFE, False, 4)
+    assert isinstance(r.response, MultiResponse)
+    assert [t for t, _ in r.response.results] == [1, 1, 15, 1]
+    box, notbox = h.tree.get("/box"), h.tree.get("/notbox")
+    assert box is not None and box.ephemeral_owner == CONTAINER_EPHEMERAL_OWNER
+    assert notbox is not None and notbox.ephemeral_owner == 0
+
+
+def test_multi_ttl_flags_without_ttl_fail_the_whole_request() -> None:
+    h = Harness(extended=True)
+    p0 = h.prep_only(OpCode.create, cr("/p"))
+    hdr, txn = h.prep_only(
+        OpCode.multi,
+        MultiRequest(((int(OpCode.create), cr("/p/a")), (int(OpCode.create), cr("/x", 5)))),
+    )
+    assert hdr.type == OpCode.error and txn == ErrorTxn(int(Err.MARSHALLINGERROR))
+    assert h.prep.outstanding_count == 2  # /p's records only: the multi left nothing behind
+    h.apply(*p0)
+    # an earlier failure means the TTL op is never read: an ordinary failed multi
+    hdr, txn = h.prep_only(
+        OpCode.multi,
+        MultiRequest(((int(OpCode.create), cr("/nope/a")), (int(OpCode.create), cr("/x", 5)))),
+    )
+    assert hdr.type == OpCode.multi and isinstance(txn, MultiTxn)
+
+
+def test_multi_create2_in_3_9_mode() -> None:
+    h = Harness()
+    h.prep = Prep(h.tree, PrepConfig(multi_create2=True))
+    _hdr, txn, r = h.do(OpCode.multi, MultiRequest(((int(OpCode.create2), cr("/two")),)))
+    assert isinstance(txn, MultiTxn) and txn.txns[0][0] == OpCode.create2
+    assert isinstance(r.response, MultiResponse) and r.response.results[0][0] == 15

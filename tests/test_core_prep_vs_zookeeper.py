@@ -202,6 +202,49 @@ def script(a: int, b: int) -> list[tuple[int, int, object]]:
     )
     add(a, OpCode.multi, MultiRequest(bad_multi))
     add(a, OpCode.multi, MultiRequest(()))
+    # 3.8 types multi creates by their flags, whatever the wire opcode says
+    add(
+        a,
+        OpCode.multi,
+        MultiRequest(
+            (
+                (int(OpCode.create2), c("/m/two", b"", OPEN_ACL_UNSAFE, 0)),
+                (int(OpCode.createContainer), c("/m/notbox", b"", OPEN_ACL_UNSAFE, 0)),
+                (int(OpCode.create), c("/m/box", b"", OPEN_ACL_UNSAFE, 4)),
+                (int(OpCode.createTTL), CreateTTLRequest("/m/t", b"", OPEN_ACL_UNSAFE, 0, -1)),
+            )
+        ),
+    )
+    add(
+        a, OpCode.multi, MultiRequest(((int(OpCode.create), c("/m/bad", b"", OPEN_ACL_UNSAFE, 9)),))
+    )
+    add(
+        a, OpCode.multi, MultiRequest(((int(OpCode.create), c("/m/ttl", b"", OPEN_ACL_UNSAFE, 5)),))
+    )
+    add(
+        a,
+        OpCode.multi,
+        MultiRequest(
+            (
+                (int(OpCode.create), c("/nope/x", b"", OPEN_ACL_UNSAFE, 0)),
+                (int(OpCode.create), c("/m/ttl", b"", OPEN_ACL_UNSAFE, 5)),
+            )
+        ),
+    )
+    add(
+        a,
+        OpCode.multi,
+        MultiRequest(
+            (
+                (int(OpCode.create2), c("/m/two", b"", OPEN_ACL_UNSAFE, 0)),
+                (int(OpCode.createContainer), c("/m/box", b"", OPEN_ACL_UNSAFE, 4)),
+                (int(OpCode.createTTL), CreateTTLRequest("/m/t", b"", OPEN_ACL_UNSAFE, 0, 5)),
+            )
+        ),
+    )
+    add(a, OpCode.getChildren2, GetChildren2Request("/m", False))
+    add(a, OpCode.exists, ExistsRequest("/m/box", False))
+    add(a, OpCode.exists, ExistsRequest("/m/notbox", False))
     add(a, OpCode.getData, GetDataRequest("/m", False))
     add(a, OpCode.create, c("/m/s", b"", OPEN_ACL_UNSAFE, 2))
     add(
@@ -232,6 +275,27 @@ def script(a: int, b: int) -> list[tuple[int, int, object]]:
     add(a, OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest("/"))
     add(a, OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest("/a"))
     add(a, OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest("/nope"))
+    # odd paths and system nodes
+    for path in ("", "/a\0b", "/\x01", "/\ud7ff", "/\ue000", "/a/..", "/a/...", "/zookeeper/x"):
+        add(a, OpCode.create, c(path, b"", OPEN_ACL_UNSAFE, 0))
+        add(a, OpCode.exists, ExistsRequest(path, False))
+        add(a, OpCode.getData, GetDataRequest(path, False))
+        add(a, OpCode.getChildren, GetChildrenRequest(path, False))
+        add(a, OpCode.setData, SetDataRequest(path, b"", -1))
+        add(a, OpCode.delete, DeleteRequest(path, -1))
+    add(a, OpCode.getData, GetDataRequest("", False))
+    add(a, OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest(""))
+    add(a, OpCode.setData, SetDataRequest("/zookeeper", b"z", -1))
+    add(a, OpCode.setData, SetDataRequest("/", b"r", -1))
+    add(a, OpCode.getData, GetDataRequest("/", False))
+    add(a, OpCode.delete, DeleteRequest("/zookeeper/quota", -1))
+    add(a, OpCode.setACL, SetACLRequest("/zookeeper/quota", READ_ACL_UNSAFE, -1))
+    add(a, OpCode.create, c("/zookeeper/quota/q", b"", OPEN_ACL_UNSAFE, 0))
+    # ip ACLs
+    for expr in ("127.0.0.1", "127.0.0.0/8", "10.0.0.0/8", "127.0.0.1/33", "::1"):
+        path = "/ip-" + str(len(steps))
+        add(a, OpCode.create, c(path, b"i", (ACL(31, Id("ip", expr)),), 0))
+        add(a, OpCode.getData, GetDataRequest(path, False))
     return steps
 
 

@@ -18,8 +18,12 @@ Rules:
   `%010d`, int32 wrap-around like Java); a delete only moves the parent's pzxid;
 - zkref additions (documented deviations): data longer than `max_buffer` is BadArguments (ZooKeeper
   never sees such a request: the frame is refused first); createTTL with a non-TTL mode is
-  BadArguments (ZooKeeper would write a txn it cannot apply); create2 is accepted inside multi
-  (ZooKeeper 3.9 behaviour; 3.8 answers MarshallingError).
+  BadArguments (ZooKeeper 3.8 logs a txn it cannot apply and the server dies, also on every
+  restart);
+- inside multi the create family is typed by its flags (3.8's MultiOperationRecord): create2 and
+  createContainer with plain flags are creates, create with CONTAINER flags is a container, a
+  TTL mode without a ttl fails the whole request (MarshallingError); `multi_create2` gives 3.9's
+  create2.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from zkref.wire.records import (
     DeleteRequest,
     DeleteTxn,
     ErrorTxn,
+    MultiOpRequest,
     MultiRequest,
     MultiSubTxn,
     MultiTxn,
@@ -93,6 +98,17 @@ _MULTI_OPS = frozenset(
 )
 
 
+_CREATE_OPS = frozenset({OpCode.create, OpCode.create2, OpCode.createContainer})
+
+
+def _mode_or_persistent(flags: int) -> CreateMode:
+    """CreateMode.fromFlag(flags, PERSISTENT)."""
+    try:
+        return CreateMode(flags)
+    except ValueError:
+        return CreateMode.PERSISTENT
+
+
 def _i32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v >= (1 << 31) else v
@@ -104,6 +120,9 @@ class PrepConfig:
     max_buffer: int = 0xFFFFF  # jute.maxbuffer
     skip_acl: bool = False  # zookeeper.skipACL
     reconfig_enabled: bool = False  # reconfigEnabled (not implemented: always ReconfigDisabled)
+    # ZooKeeper 3.9 (ZOOKEEPER-4026): a create2 inside multi stays create2 (its result carries a
+    # stat). 3.8 reads it as a plain create.
+    multi_create2: bool = False
 
 
 class _Failed(Exception):
@@ -274,8 +293,13 @@ class Prep:
                     TxnHeader(session_id, cxid, zxid, now_ms, int(OpCode.error)),
                     ErrorTxn(int(Err.MARSHALLINGERROR)),
                 )
-            hdr = TxnHeader(session_id, cxid, zxid, now_ms, int(OpCode.multi))
-            return hdr, self._prep_multi(session_id, request, auth, now_ms, zxid)
+            multi = self._prep_multi(session_id, request, auth, now_ms, zxid)
+            if multi is None:
+                return (
+                    TxnHeader(session_id, cxid, zxid, now_ms, int(OpCode.error)),
+                    ErrorTxn(int(Err.MARSHALLINGERROR)),
+                )
+            return TxnHeader(session_id, cxid, zxid, now_ms, int(OpCode.multi)), multi
         if op not in WRITE_OPS:
             raise ValueError(f"opcode {op} is not a write")
         try:
@@ -539,18 +563,46 @@ class Prep:
 
     # --- multi ---------------------------------------------------------------------------
 
+    def _multi_op(self, op: int, sub: MultiOpRequest) -> tuple[int, MultiOpRequest]:
+        """How ZooKeeper's MultiOperationRecord reads a sub-op: for the create family the flags,
+        not the wire opcode, decide between create, createContainer and createTTL (invalid flags
+        count as PERSISTENT here and fail later); a createTTL whose flags are not a TTL mode
+        becomes a plain create (its ttl dropped)."""
+        if isinstance(sub, CreateRequest) and op in _CREATE_OPS:
+            mode = _mode_or_persistent(sub.flags)
+            if mode.is_ttl:
+                return int(OpCode.createTTL), sub  # prep cannot read it: MarshallingError
+            if mode.is_container:
+                return int(OpCode.createContainer), sub
+            if op == OpCode.create2 and self.config.multi_create2:
+                return int(OpCode.create2), sub
+            return int(OpCode.create), sub
+        if isinstance(sub, CreateTTLRequest) and op == OpCode.createTTL:
+            mode = _mode_or_persistent(sub.flags)
+            if not mode.is_ttl:
+                plain = CreateRequest(sub.path, sub.data, sub.acl, sub.flags)
+                return self._multi_op(int(OpCode.create), plain)
+        return op, sub
+
     def _prep_multi(
         self, session_id: int, request: MultiRequest, auth: AuthInfo, now_ms: int, zxid: int
-    ) -> MultiTxn:
+    ) -> MultiTxn | None:
+        """The MultiTxn, or None when ZooKeeper fails the whole request (MarshallingError)."""
         mark = len(self._outstanding)
         self._saved = {}
         txns: list[tuple[int, MultiSubTxn]] = []
         failed: Err | None = None
         try:
-            for op, sub in request.ops:
+            for wire_op, wire_sub in request.ops:
                 if failed is not None:
                     txns.append((int(OpCode.error), ErrorTxn(int(Err.RUNTIMEINCONSISTENCY))))
                     continue
+                op, sub = self._multi_op(wire_op, wire_sub)
+                if op == OpCode.createTTL and not isinstance(sub, CreateTTLRequest):
+                    # ZooKeeper's prep casts the CreateRequest to CreateTTLRequest and fails the
+                    # whole request (ClassCastException -> MarshallingError)
+                    self._rollback(mark)
+                    return None
                 try:
                     body = self._prep_one(session_id, op, sub, auth, now_ms, zxid)
                 except _Failed as e:
