@@ -40,8 +40,11 @@ from zkref.wire.records import (
     GetChildrenRequest,
     GetDataRequest,
     GetDataResponse,
+    GetSASLRequest,
     Id,
+    ReconfigRequest,
     SetDataRequest,
+    SetSASLResponse,
 )
 
 pytestmark = [
@@ -444,3 +447,27 @@ def test_sync_wrapper(zk_port: int) -> None:
         c.delete(p)
         assert c.exists(p) is None
         assert c.call(c.client.get_all_children_number, "/") >= 1
+
+
+def test_zookeeper_answers_to_odd_opcodes(zk_port: int) -> None:
+    # what Apache ZooKeeper 3.8 does, recorded for the server and differential tests
+    async def main() -> None:
+        async with await Client.connect("127.0.0.1", zk_port) as c:
+            p, _ = await c.create_container(fresh())
+            hdr, body = await c.raw_request(OpCode.deleteContainer, p.encode())
+            assert hdr.err == Err.BADARGUMENTS and body is None
+            assert await c.exists(p) is not None  # connection kept, container kept
+            # no SASL configured: an empty token gets OK and a null token back
+            hdr, body = await c.raw_request(OpCode.sasl, GetSASLRequest(b""))
+            assert hdr.err == 0 and body == SetSASLResponse(None)
+            hdr, _ = await c.raw_request(
+                OpCode.reconfig, ReconfigRequest(None, None, "server.1=127.0.0.1:1:2", -1)
+            )
+            assert hdr.err == Err.RECONFIGDISABLED
+            assert await c.exists(p) is not None
+        async with await Client.connect("127.0.0.1", zk_port) as c:
+            # ... and a null token makes it drop the connection
+            with pytest.raises(ConnectionLost):
+                await c.raw_request(OpCode.sasl, GetSASLRequest(None))
+
+    run(main())

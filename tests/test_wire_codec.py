@@ -96,10 +96,17 @@ def test_unknown_opcode_carries_the_header() -> None:
     assert (ei.value.header.xid, ei.value.header.type) == (77, 999)
 
 
-@pytest.mark.parametrize("op", [OpCode.createSession, OpCode.deleteContainer, 0, 10, 23])
-def test_server_internal_opcodes_are_unknown_to_clients(op: int) -> None:
+@pytest.mark.parametrize("op", [OpCode.createSession, 0, 10, 23, 108, -12])
+def test_unknown_opcodes(op: int) -> None:
+    # ZooKeeper 3.8 answers these Unimplemented (zxid -1) and closes the connection
     with pytest.raises(UnknownOpCode):
         decode_request(struct.pack(">ii", 1, op))
+
+
+def test_delete_container_from_a_client_is_known_and_its_body_ignored() -> None:
+    # ZooKeeper 3.8 answers BadArguments and keeps the connection
+    hdr, body = decode_request(struct.pack(">ii", 1, OpCode.deleteContainer) + b"/ctr")
+    assert (hdr.type, body) == (OpCode.deleteContainer, None)
 
 
 @pytest.mark.parametrize("frame", REQUEST_FRAMES, ids=[f"{i}" for i in range(len(REQUEST_FRAMES))])

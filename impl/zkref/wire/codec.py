@@ -860,6 +860,9 @@ REQUEST_TYPES: Final[dict[int, type | None]] = {
     OpCode.checkWatches: CheckWatchesRequest,
     OpCode.removeWatches: RemoveWatchesRequest,
     OpCode.createContainer: CreateRequest,
+    # server-internal, but ZooKeeper 3.8 knows it from a client: BadArguments (an error txn),
+    # connection kept; the body is not read
+    OpCode.deleteContainer: None,
     OpCode.createTTL: CreateTTLRequest,
     OpCode.multiRead: MultiReadRequest,
     OpCode.auth: AuthPacket,
@@ -893,6 +896,7 @@ RESPONSE_TYPES: Final[dict[int, type | None]] = {
     OpCode.checkWatches: None,
     OpCode.removeWatches: None,
     OpCode.createContainer: Create2Response,
+    OpCode.deleteContainer: None,
     OpCode.createTTL: Create2Response,
     OpCode.multiRead: MultiReadResponse,
     OpCode.auth: None,
