@@ -413,6 +413,12 @@ def test_malformed_body_is_marshalling_error_and_connection_stays(zk_port: int) 
             hdr, body = await c.raw_request(OpCode.getData, b"\x00\x00")
             assert hdr.err == Err.MARSHALLINGERROR
             assert await c.exists("/") is not None
+            # a malformed write still goes through the txn pipeline: an error txn, one zxid
+            _, st = await c.create2(fresh())
+            hdr, _ = await c.raw_request(OpCode.setData, b"\x00\x00")
+            assert (hdr.err, hdr.zxid) == (Err.MARSHALLINGERROR, st.czxid + 1)
+            hdr, _ = await c.raw_request(OpCode.getData, b"\x00\x00")
+            assert (hdr.err, hdr.zxid) == (Err.MARSHALLINGERROR, st.czxid + 1)
 
     run(main())
 
