@@ -499,6 +499,17 @@ def test_unknown_opcode_is_unimplemented() -> None:
     ]
 
 
+def test_check_outside_multi_is_applied_but_never_answered() -> None:
+    # Apache ZooKeeper 3.8 applies the CheckVersionTxn, then fails to serialize its reply
+    h = H()
+    h.connect(1)
+    h.write(1, 1, OpCode.check, CheckVersionRequest("/", -1))
+    assert h.commit() == []
+    assert h.zxid == 2
+    h.write(1, 2, OpCode.check, CheckVersionRequest("/", 7))
+    assert h.commit() == [Reply(1, 2, 3, int(Err.BADVERSION), None)]
+
+
 def test_reconfig_is_disabled() -> None:
     h = H()
     sid = h.connect(1)

@@ -110,6 +110,7 @@ _ORDERED_OPS = _READ_OPS | frozenset(
 
 _WATCH_CHECK_ERR = {True: 0, False: int(Err.NOWATCHER), None: int(Err.MARSHALLINGERROR)}
 _AUTH = int(OpCode.auth)
+_CHECK = int(OpCode.check)
 _SASL = int(OpCode.sasl)
 _MALFORMED = -1000  # internal: a queued request whose body does not fit its opcode
 
@@ -676,7 +677,11 @@ class ServerCore:
             kind = e.kind
             c = conns.get(e.conn) if e.conn else None
             if kind == _K_REQUEST:
-                if c is not None:
+                if e.op == _CHECK and res.err == 0:
+                    # A successful check outside multi: 3.8's FinalRequestProcessor builds
+                    # SetDataResponse(null stat), whose serialization throws, so no reply is sent.
+                    pass
+                elif c is not None:
                     body = res.response if res.err == 0 else None
                     out.append(self._reply(c, e.xid, res.zxid, res.err, body, e.op))
                     self._latency(c, now_ms - e.received_ms)
