@@ -376,12 +376,12 @@ def test_old_client_handshake_without_read_only_byte(zk_port: int) -> None:
 
 def test_idle_client_pings_and_keeps_its_session(zk_port: int) -> None:
     async def main() -> None:
-        # tickTime 500 ms: minimum session timeout 1000 ms; pings every ~333 ms when idle
-        async with await Client.connect("127.0.0.1", zk_port, timeout_ms=1000) as c:
-            assert c.timeout_ms == 1000
+        # tickTime 500 ms; a 2000 ms session pings every ~667 ms when idle
+        async with await Client.connect("127.0.0.1", zk_port, timeout_ms=2000) as c:
+            assert c.timeout_ms == 2000
             p = await c.create(fresh(), b"", flags=CreateMode.EPHEMERAL)
             async with asyncio.timeout(DEADLINE_S):
-                while c.pings_answered < 6:  # > 2 session timeouts of idleness
+                while c.pings_answered < 5:  # > 1.5 session timeouts of idleness
                     await asyncio.sleep(0.05)
             assert await c.exists(p) is not None
             await c.ping()
