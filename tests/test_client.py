@@ -477,3 +477,28 @@ def test_zookeeper_answers_to_odd_opcodes(zk_port: int) -> None:
                 await c.raw_request(OpCode.sasl, GetSASLRequest(None))
 
     run(main())
+
+
+def test_handshake_timeout_closes_the_connection() -> None:
+    async def main() -> None:
+        got_eof = asyncio.Event()
+        received: list[bytes] = []
+
+        async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            received.append(await r.read())  # never answers; reads until the client hangs up
+            got_eof.set()
+            w.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(TimeoutError):
+                await Client.connect("127.0.0.1", port, connect_timeout_s=0.3)
+            async with asyncio.timeout(DEADLINE_S):
+                await got_eof.wait()
+            assert len(received[0]) == 4 + 45  # the ConnectRequest, with its readOnly byte
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(main())

@@ -236,11 +236,17 @@ class Client:
             read_only,
             send_read_only_byte,
         )
-        async with asyncio.timeout(connect_timeout_s):
-            transport, _ = await self._loop.create_connection(lambda: _Protocol(self), host, port)
-            self._transport = transport
-            transport.write(encode_connect_request(req))
-            resp = await self._handshake
+        try:
+            async with asyncio.timeout(connect_timeout_s):
+                transport, _ = await self._loop.create_connection(
+                    lambda: _Protocol(self), host, port
+                )
+                self._transport = transport
+                transport.write(encode_connect_request(req))
+                resp = await self._handshake
+        except BaseException:
+            self.disconnect()
+            raise
         self.connect_response = resp
         if resp.time_out <= 0:
             transport.close()
@@ -275,7 +281,11 @@ class Client:
     def _on_frame(self, f: bytes) -> None:
         xid = int.from_bytes(f[0:4], "big", signed=True)
         if xid == _NOTIFICATION_XID:
-            hdr, event = decode_notification(f)
+            try:
+                hdr, event = decode_notification(f)
+            except DecodeError as e:
+                self._abort(e)
+                return
             self.events.put_nowait(Notification(hdr.zxid, event))
             return
         q = self._pending.get(xid)
