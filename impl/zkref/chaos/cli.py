@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--tick-time-ms", type=int, default=500)
     r.add_argument("--out", type=Path, default=None, help="report dir (default chaos-<time>)")
+    r.add_argument("--plant", choices=("fake-ack",), help=argparse.SUPPRESS)
 
     c = sub.add_parser("check", help="check a recorded history.ndjson")
     c.add_argument("history", type=Path)
@@ -95,6 +96,7 @@ def main(argv: list[str]) -> int:
         sync_reads=a.sync_reads,
         seed=a.seed,
         tick_time_ms=a.tick_time_ms,
+        plant=a.plant,
     )
     try:
         res = run(cfg)

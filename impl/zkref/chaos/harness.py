@@ -248,6 +248,7 @@ class RunConfig:
     session_timeout_s: float = 8.0
     op_timeout_s: float = 5.0
     root: str = "/zkref-chaos"
+    plant: str | None = None  # test-only planted bug: "fake-ack"
 
 
 @dataclass(slots=True)
@@ -278,6 +279,8 @@ class _WorkerArgs:
     sync_reads: bool
     session_timeout_s: float
     op_timeout_s: float
+    plant: str | None
+    log: str
 
 
 _FAIL_ERRORS = {
@@ -293,6 +296,11 @@ _FAIL_ERRORS = {
 def _worker_main(a: _WorkerArgs, stop: multiprocessing.synchronize.Event) -> None:
     # Ctrl-C goes to the harness; it tells workers to stop through ``stop``.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import logging
+
+    logging.basicConfig(
+        filename=a.log, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
     from kazoo.client import KazooClient, KazooState
     from kazoo.handlers.threading import KazooTimeoutError
     from kazoo.protocol.states import ZnodeStat
@@ -363,6 +371,16 @@ def _worker_main(a: _WorkerArgs, stop: multiprocessing.synchronize.Event) -> Non
                 ops.append(("enqueue", a.queue, value, None))
             for fn, path, val, ver in ops:
                 session = f"{client.client_id[0]:x}" if client.client_id else None
+                if a.plant == "fake-ack" and fn in ("write", "cas") and counter % 40 == 0:
+                    # Planted bug (tests only): acknowledge a write that was never sent, the
+                    # client-visible symptom of a server that acks before quorum and loses it.
+                    emit(process=process, type="invoke", f=fn, path=path, value=val,
+                         version=ver, session=session)  # fmt: skip
+                    fake = versions.get(path, 0) + 1
+                    emit(process=process, type="ok", f=fn, path=path, version=fake,
+                         session=session)  # fmt: skip
+                    versions[path] = fake
+                    continue
                 emit(process=process, type="invoke", f=fn, path=path, value=val, version=ver,
                      session=session)  # fmt: skip
                 res: dict[str, Any] = {}
@@ -608,6 +626,8 @@ def run(
                 sync_reads=cfg.sync_reads,
                 session_timeout_s=cfg.session_timeout_s,
                 op_timeout_s=cfg.op_timeout_s,
+                plant=cfg.plant,
+                log=str(parts / f"worker-{w}.log"),
             )
             proc = ctx.Process(target=_worker_main, args=(args, stop), name=f"chaos-worker-{w}")
             proc.start()
@@ -672,6 +692,7 @@ def run(
     }
     history = out / "history.ndjson"
     n_events = merge_files(sorted(parts.glob("*.ndjson")), history, header)
+    log(f"history: {n_events} events in {history}; checking")
     report = check_file(history, sync_reads=cfg.sync_reads)
     ops = complete_ops(read_history(history).events)
     (out / "verdicts.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")

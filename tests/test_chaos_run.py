@@ -1,0 +1,173 @@
+"""Real chaos runs against Debian's Apache ZooKeeper 3.8 on loopback, and the chaos CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from zkref.chaos.checker import check_file
+from zkref.chaos.cli import main as chaos_main
+from zkref.chaos.harness import RunConfig, TargetUnavailable, make_target, run
+from zkref.chaos.history import HistoryBuilder, complete_ops, read_history
+from zkref.chaos.zookeeper_proc import apache_zookeeper_available
+
+needs_zk = pytest.mark.skipif(
+    not apache_zookeeper_available(), reason="Debian's zookeeper.jar or java not installed"
+)
+IMPL = str(Path(__file__).resolve().parents[1] / "impl")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@needs_zk
+@pytest.mark.zookeeper
+@pytest.mark.slow
+def test_chaos_run_against_three_node_apache_zookeeper(tmp_path: Path) -> None:
+    """~40 s: kill the leader and restart it, pause a follower, isolate the leader through the
+    link proxy; the recorded history must pass every property."""
+    log: list[str] = []
+    cfg = RunConfig(
+        out_dir=tmp_path / "report",
+        nodes=3,
+        clients=5,
+        keys=5,
+        duration_s=38,
+        max_ops=20_000,
+        faults=("kill-leader", "pause-follower", "isolate-leader"),
+        fault_duration_s=4,
+        quiet_s=2,
+        seed=7,
+    )
+    res = run(cfg, log=log.append)
+    report = res.report
+    assert report.valid is True, (report.to_json(), log)
+    verdicts = {v.property: v for v in report.verdicts}
+    assert all(v.checked for v in verdicts.values())
+    # The faults really happened, in order, each a bounded window.
+    kinds = [label.split(" ")[0] for _, _, label in res.faults]
+    assert kinds[:3] == ["kill-leader", "pause-follower", "isolate-leader"], log
+    assert all(0 < e - s < 60 for s, e, _ in res.faults)
+    # The workload made progress and saw the faults (some ops lost their replies).
+    ops = complete_ops(read_history(tmp_path / "report" / "history.ndjson").events)
+    assert len(ops) > 500
+    assert {o.f for o in ops} >= {"read", "write", "cas", "create", "delete", "enqueue"}
+    assert sum(1 for o in ops if o.f == "final-read") == 5
+    assert verdicts["linearizable"].stats["ops"] > 200
+    for name in ("history.ndjson", "verdicts.json", "faults.json", "check.html", "plots.html"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    assert json.loads((tmp_path / "report" / "verdicts.json").read_text())["valid"] is True
+    assert "<svg" in (tmp_path / "report" / "plots.html").read_text()
+    # Every server process is gone.
+    assert _no_children_named("QuorumPeerMain")
+
+
+@needs_zk
+@pytest.mark.zookeeper
+@pytest.mark.slow
+def test_planted_fake_ack_run_is_flagged(tmp_path: Path) -> None:
+    """A worker that acknowledges writes it never sent (the client-side face of a server that
+    acks before quorum): the real run's history must fail the checker."""
+    cfg = RunConfig(
+        out_dir=tmp_path / "report",
+        nodes=1,
+        clients=3,
+        keys=2,
+        duration_s=6,
+        faults=(),
+        plant="fake-ack",
+    )
+    res = run(cfg, log=_quiet)
+    assert res.report.valid is False
+    lin = next(v for v in res.report.verdicts if v.property == "linearizable")
+    assert lin.valid is False and lin.violations
+    assert all(v.ops for v in lin.violations)
+
+
+def test_zkref_target_is_not_yet_available(tmp_path: Path) -> None:
+    with pytest.raises(TargetUnavailable, match="issue 4"):
+        make_target(RunConfig(out_dir=tmp_path, target="zkref"), tmp_path)
+    assert chaos_main(["run", "--target", "zkref", "--out", str(tmp_path / "r")]) == 3
+
+
+def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ms = 1_000_000
+    good = HistoryBuilder().add(0, "create", "/k", 0, 10 * ms, value="a")
+    good.add(1, "final-read", "/k", 20 * ms, 30 * ms, out_value="a", out_version=0)
+    good_path = good.write(tmp_path / "good.ndjson")
+    bad = HistoryBuilder().add(0, "create", "/k", 0, 10 * ms, value="a")
+    bad.add(1, "final-read", "/k", 20 * ms, 30 * ms, out_value=None, out_version=-1)
+    bad_path = bad.write(tmp_path / "bad.ndjson")
+    assert chaos_main(["check", str(good_path)]) == 0
+    assert "verdict: PASS" in capsys.readouterr().out
+    html = tmp_path / "bad.html"
+    assert chaos_main(["check", str(bad_path), "--html", str(html)]) == 1
+    assert "verdict: FAIL" in capsys.readouterr().out
+    assert "<svg" in html.read_text()
+    assert chaos_main(["check", str(bad_path), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["valid"] is False
+    (tmp_path / "junk.ndjson").write_text('{"kind":"header"}\n{"index": 0}\n')
+    assert chaos_main(["check", str(tmp_path / "junk.ndjson")]) == 2
+    assert chaos_main(["run", "--faults", "no-such-fault"]) == 2
+
+
+@needs_zk
+@pytest.mark.zookeeper
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_and_still_checks(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    env = {**os.environ, "PYTHONPATH": IMPL + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zkref.chaos.cli", "run", "--nodes", "1", "--faults", "",
+         "--duration", "120", "--clients", "2", "--keys", "2", "--out", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        # Wait (bounded) until the workers have recorded something, then interrupt.
+        deadline = time.monotonic() + 60
+        parts = out / "parts"
+        while time.monotonic() < deadline and proc.poll() is None:
+            sizes = (
+                [p.stat().st_size for p in parts.glob("worker-*.ndjson")] if parts.exists() else []
+            )
+            if sizes and min(sizes) > 2000:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[0]
+        t_int = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=90)
+        assert time.monotonic() - t_int < 60
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stdout
+    assert "(interrupted)" in stdout
+    assert check_file(out / "history.ndjson").valid is True
+    assert _no_children_named("QuorumPeerMain")
+
+
+def _no_children_named(needle: str) -> bool:
+    """No process whose parent is this test process runs ``needle`` (our JVMs were reaped)."""
+    me = os.getpid()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmdline = (d / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == me and needle in cmdline:
+            return False
+    return True
