@@ -141,6 +141,14 @@ def test_new_session_is_persisted_before_the_connect_response() -> None:
     assert h.zxid == 1
 
 
+def test_connection_id_zero_is_a_connection_like_any_other() -> None:
+    h = H()
+    h.connect(0)
+    h.write(0, 1, OpCode.create, CreateRequest("/a", b"", OPEN_ACL, 0))
+    assert h.commit() == [Reply(0, 1, 2, 0, CreateResponse("/a"))]
+    assert h.core.connections_info()[0].queued == 0
+
+
 def test_requests_during_the_handshake_wait_for_the_session() -> None:
     h = H()
     h.open(1)

@@ -12,6 +12,8 @@ hash-set order of a connection's auth ids; a standalone `check` is applied but n
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import socket
 import struct
 import time
@@ -26,18 +28,28 @@ from zkref.core.server import CoreConfig, ServerCore
 from zkref.wire import codec
 from zkref.wire.constants import OpCode
 from zkref.wire.records import (
+    ACL,
     AddWatchRequest,
     AuthPacket,
     CheckVersionRequest,
     CheckWatchesRequest,
     ConnectRequest,
+    ConnectResponse,
+    CreateRequest,
+    DeleteRequest,
+    ExistsRequest,
+    GetChildrenRequest,
     GetDataRequest,
+    GetEphemeralsRequest,
     GetSASLRequest,
+    Id,
     ReconfigRequest,
     RemoveWatchesRequest,
     RequestHeader,
+    SetDataRequest,
     SetWatches,
     SetWatches2,
+    Stat,
     SyncRequest,
 )
 
@@ -210,3 +222,297 @@ def zk_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 def test_same_frames_as_zookeeper(zk_port: int, name: str) -> None:
     probe = PROBES[name]
     assert run_core(probe) == run_zookeeper(zk_port, probe)
+
+
+# =================================================================================================
+# multi-connection scenarios: handshakes, re-attach, watches across connections
+# =================================================================================================
+
+# A step: ("connect", conn, how, other) with how in new | reattach | badpw | ahead (other: the
+# connection whose session is re-used), or ("req", conn, (xid, opcode, body)).
+Step = tuple[str, int, object, int]
+OPEN = (ACL(31, Id("world", "anyone")),)
+
+SCENARIOS: dict[str, list[Step]] = {
+    "watch event reaches the other connection before the writer's reply is read": [
+        ("connect", 0, "new", 0),
+        ("connect", 1, "new", 0),
+        ("req", 0, (1, 1, CreateRequest("/w", b"a", OPEN, 0)), 0),
+        ("req", 1, (1, 4, GetDataRequest("/w", True)), 0),
+        ("req", 1, (2, 8, GetChildrenRequest("/w", True)), 0),
+        ("req", 0, (2, 1, CreateRequest("/w/c", b"", OPEN, 1)), 0),
+        ("req", 0, (3, 5, SetDataRequest("/w", b"b", -1)), 0),
+        ("req", 0, (4, 2, DeleteRequest("/w/c", -1)), 0),
+        ("req", 1, (3, 3, ExistsRequest("/w/c", True)), 0),
+        ("req", 0, (5, -11, None), 0),
+        ("req", 1, (4, 2, DeleteRequest("/w", -1)), 0),
+    ],
+    "re-attach moves the session; the old connection is closed": [
+        ("connect", 0, "new", 0),
+        ("req", 0, (1, 1, CreateRequest("/e", b"", OPEN, 1)), 0),
+        ("req", 0, (2, 4, GetDataRequest("/e", True)), 0),
+        ("connect", 1, "reattach", 0),
+        ("req", 1, (1, 103, GetEphemeralsRequest("/")), 0),
+        ("req", 1, (2, 17, CheckWatchesRequest("/e", 2)), 0),
+        ("req", 1, (3, 2, DeleteRequest("/e", -1)), 0),
+    ],
+    "wrong password: zero response and close, the session's connection closed too": [
+        ("connect", 0, "new", 0),
+        ("connect", 1, "badpw", 0),
+    ],
+    "client zxid ahead: closed without answer": [
+        ("connect", 0, "new", 0),
+        ("connect", 1, "ahead", 0),
+    ],
+    "closed session cannot be re-attached": [
+        ("connect", 0, "new", 0),
+        ("req", 0, (1, -11, None), 0),
+        ("connect", 1, "reattach", 0),
+    ],
+    "persistent and recursive watches": [
+        ("connect", 0, "new", 0),
+        ("connect", 1, "new", 0),
+        ("req", 1, (1, 106, AddWatchRequest("/p", 0)), 0),
+        ("req", 1, (2, 106, AddWatchRequest("/r", 1)), 0),
+        ("req", 0, (1, 1, CreateRequest("/p", b"", OPEN, 0)), 0),
+        ("req", 0, (2, 1, CreateRequest("/p/x", b"", OPEN, 0)), 0),
+        ("req", 0, (3, 1, CreateRequest("/r", b"", OPEN, 0)), 0),
+        ("req", 0, (4, 1, CreateRequest("/r/x", b"", OPEN, 0)), 0),
+        ("req", 0, (5, 5, SetDataRequest("/r/x", b"1", -1)), 0),
+        ("req", 1, (3, 4, GetDataRequest("/p", True)), 0),
+        ("req", 0, (6, 5, SetDataRequest("/p", b"1", -1)), 0),
+        ("req", 0, (7, 5, SetDataRequest("/p", b"2", -1)), 0),
+        ("req", 0, (8, 2, DeleteRequest("/p/x", -1)), 0),
+        ("req", 0, (9, 2, DeleteRequest("/r/x", -1)), 0),
+        ("req", 0, (10, 2, DeleteRequest("/r", -1)), 0),
+    ],
+    "setWatches with a relative zxid": [
+        ("connect", 0, "new", 0),
+        ("req", 0, (1, 1, CreateRequest("/s", b"", OPEN, 0)), 0),
+        ("req", 0, (2, 1, CreateRequest("/t", b"", OPEN, 0)), 0),
+        ("req", 0, (3, 5, SetDataRequest("/t", b"x", -1)), 0),
+        ("connect", 1, "new", 0),
+        ("setwatches", 1, ("/s", "/t"), 0),  # relative zxid: the reply zxid of conn 0, xid 2
+        ("req", 0, (4, 5, SetDataRequest("/s", b"y", -1)), 0),
+    ],
+}
+
+
+class Normalizer:
+    """Zxids by order of first appearance, times zeroed: both servers' other sessions differ."""
+
+    def __init__(self) -> None:
+        self.ranks: dict[int, int] = {}
+
+    def z(self, zxid: int) -> int:
+        if zxid in (-1, 0):
+            return zxid
+        return self.ranks.setdefault(zxid, len(self.ranks) + 1)
+
+    def value(self, v: object) -> object:
+        if isinstance(v, Stat):
+            return dataclasses.replace(
+                v,
+                czxid=self.z(v.czxid),
+                mzxid=self.z(v.mzxid),
+                pzxid=self.z(v.pzxid),
+                ctime=0,
+                mtime=0,
+                ephemeral_owner=int(v.ephemeral_owner != 0),
+            )
+        if isinstance(v, tuple):
+            return tuple(self.value(x) for x in v)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return type(v)(*(self.value(getattr(v, f.name)) for f in dataclasses.fields(v)))
+        return v
+
+
+def decode(frame: bytes, ops: dict[int, int], norm: Normalizer) -> object:
+    xid, zxid, err = struct.unpack_from(">iqi", frame)
+    if xid == -1:
+        _, event = codec.decode_notification(frame)
+        return ("event", event.type, event.state, event.path)
+    op = int(OpCode.ping) if xid == -2 else ops[xid]
+    _, body = codec.decode_reply(frame, op)
+    return ("reply", xid, norm.z(zxid), err, norm.value(body))
+
+
+def connect_request(how: object, sid: int, pw: bytes, last_zxid: int) -> ConnectRequest:
+    if how == "new":
+        return ConnectRequest(0, 0, 10_000, 0, bytes(16))
+    if how == "reattach":
+        return ConnectRequest(0, last_zxid, 10_000, sid, pw)
+    if how == "badpw":
+        return ConnectRequest(0, last_zxid, 10_000, sid, bytes(16))
+    assert how == "ahead", how
+    return ConnectRequest(0, last_zxid + 1000, 10_000, 0, bytes(16))
+
+
+def masked_connect(resp: ConnectResponse, sids: dict[int, int]) -> object:
+    return ("connected", resp.time_out, sids.get(resp.session_id, "?"), resp.passwd == bytes(16))
+
+
+def run_scenario_zookeeper(port: int, steps: list[Step]) -> dict[int, list[object]]:
+    socks: dict[int, socket.socket] = {}
+    sids: dict[int, int] = {0: 0}
+    creds: dict[int, tuple[int, bytes]] = {}
+    ops: dict[int, dict[int, int]] = {}
+    out: dict[int, list[object]] = {}
+    last_zxid = 0
+    reply_zxid: dict[tuple[int, int], int] = {}
+    norm = Normalizer()
+    bufs: dict[int, bytes] = {}
+
+    def pump(conn: int, until_xid: int | None, wait_s: float) -> None:
+        s = socks[conn]
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                d = s.recv(65536)
+            except TimeoutError:
+                return
+            except ConnectionResetError:
+                d = b""
+            if not d:
+                flush(conn)
+                out[conn].append("EOF")
+                socks.pop(conn).close()
+                return
+            bufs[conn] += d
+            if flush(conn, until_xid):
+                return
+
+    def flush(conn: int, until_xid: int | None = None) -> bool:
+        nonlocal last_zxid
+        buf = bufs[conn]
+        hit = False
+        while len(buf) >= 4:
+            (n,) = struct.unpack_from(">i", buf)
+            if len(buf) < 4 + n:
+                break
+            f, buf = buf[4 : 4 + n], buf[4 + n :]
+            xid, zxid, _ = struct.unpack_from(">iqi", f)
+            if zxid > 0:
+                last_zxid = max(last_zxid, zxid)
+                reply_zxid[(conn, xid)] = zxid
+            out[conn].append(decode(f, ops[conn], norm))
+            hit = hit or xid == until_xid
+        bufs[conn] = buf
+        return hit
+
+    for kind, conn, arg, other in steps:
+        if kind == "connect":
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            socks[conn], out[conn], ops[conn], bufs[conn] = s, [], {}, b""
+            sid, pw = creds.get(other, (0, bytes(16)))
+            s.sendall(codec.encode_connect_request(connect_request(arg, sid, pw, last_zxid)))
+            time.sleep(0.05)
+            for c in list(socks):
+                if c != conn:
+                    pump(c, None, 0.05)
+            raw = b""
+            s.settimeout(2)
+            try:
+                raw = s.recv(4)
+                (n,) = struct.unpack(">i", raw)
+                body = b""
+                while len(body) < n:
+                    body += s.recv(n - len(body))
+            except (TimeoutError, ConnectionResetError, struct.error):
+                out[conn].append("EOF")
+                socks.pop(conn).close()
+                continue
+            resp = codec.decode_connect_response(body)
+            if resp.session_id and resp.session_id not in sids:
+                sids[resp.session_id] = len(sids)
+            creds[conn] = (resp.session_id, resp.passwd)
+            out[conn].append(masked_connect(resp, sids))
+            if resp.session_id == 0:
+                pump(conn, None, 0.5)
+        elif kind == "setwatches":
+            assert isinstance(arg, tuple)
+            rel = reply_zxid[(other, 2)]
+            ops[conn][-8] = int(OpCode.setWatches)
+            if conn in socks:
+                socks[conn].sendall(codec.encode_request(-8, 101, SetWatches(rel, arg, (), ())))
+                pump(conn, -8, 2)
+        else:
+            assert isinstance(arg, tuple)
+            xid, op, body = arg
+            ops[conn][xid] = op
+            if conn in socks:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    socks[conn].sendall(codec.encode_request(xid, op, body))
+                if conn in socks:
+                    pump(conn, xid, 2)
+        for c in list(socks):
+            pump(c, None, 0.05)
+    for c in list(socks):
+        pump(c, None, 0.2)
+        socks[c].close()
+    return out
+
+
+def run_scenario_core(steps: list[Step]) -> dict[int, list[object]]:
+    core = ServerCore(CoreConfig(server_id=1, secret=b"d", start_ms=1000))
+    sids: dict[int, int] = {0: 0}
+    creds: dict[int, tuple[int, bytes]] = {}
+    ops: dict[int, dict[int, int]] = {}
+    out: dict[int, list[object]] = {}
+    closed: set[int] = set()
+    reply_zxid: dict[tuple[int, int], int] = {}
+    norm = Normalizer()
+
+    def take(effects: list[Effect]) -> None:
+        persisted = [e for e in effects if isinstance(e, Persist)]
+        if persisted:
+            effects = effects + take_persist(persisted[-1].hdr.zxid)
+        for e in effects:
+            if isinstance(e, SendConnectResponse):
+                r = e.resp
+                if r.session_id and r.session_id not in sids:
+                    sids[r.session_id] = len(sids)
+                creds[e.conn] = (r.session_id, r.passwd)
+                out[e.conn].append(masked_connect(r, sids))
+            elif isinstance(e, Reply):
+                if e.zxid > 0:
+                    reply_zxid[(e.conn, e.xid)] = e.zxid
+                frame = codec.encode_reply(e.xid, e.zxid, e.err, e.body)  # type: ignore[arg-type]
+                out[e.conn].append(decode(frame[4:], ops[e.conn], norm))
+            elif isinstance(e, Notify):
+                frame = codec.encode_notification(e.event, e.zxid)
+                out[e.conn].append(decode(frame[4:], ops[e.conn], norm))
+            elif isinstance(e, Close):
+                out[e.conn].append("EOF")
+                closed.add(e.conn)
+
+    def take_persist(upto: int) -> list[Effect]:
+        return core.persisted(upto, 1000)
+
+    for kind, conn, arg, other in steps:
+        if kind == "connect":
+            out[conn], ops[conn] = [], {}
+            core.connection_opened(conn, "127.0.0.1")
+            sid, pw = creds.get(other, (0, bytes(16)))
+            req = connect_request(arg, sid, pw, core.tree.last_processed_zxid)
+            take(core.receive_connect(conn, req, 1000))
+        elif kind == "setwatches":
+            assert isinstance(arg, tuple)
+            ops[conn][-8] = int(OpCode.setWatches)
+            rel = reply_zxid[(other, 2)]
+            hdr = RequestHeader(-8, 101)
+            take(core.receive_request(conn, hdr, SetWatches(rel, arg, (), ()), 1000))
+        else:
+            assert isinstance(arg, tuple)
+            xid, op, body = arg
+            ops[conn][xid] = op
+            if conn not in closed:
+                take(core.receive_request(conn, RequestHeader(xid, op), body, 1000))
+    return out
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_same_session_behaviour_as_zookeeper(zk_port: int, name: str) -> None:
+    steps = SCENARIOS[name]
+    assert run_scenario_core(steps) == run_scenario_zookeeper(zk_port, steps)

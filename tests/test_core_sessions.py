@@ -129,3 +129,9 @@ def test_restore_gives_fresh_expiry_and_timeouts_round_trip() -> None:
     assert t.expiry_buckets() == {53_000: (5,), 55_000: (7,)}
     assert t.expired(53_000) == [5]
     assert t.is_live(7)
+
+
+def test_session_id_zero_is_never_handed_out() -> None:
+    t = tracker(0, server_id=0)
+    assert t.create_session(4000, 0) == 1
+    assert t.create_session(4000, 0) == 2

@@ -292,7 +292,7 @@ class _Inflight:
         kind: int,
         hdr: TxnHeader,
         txn: TxnBody,
-        conn: int,
+        conn: int | None,
         xid: int,
         op: int,
         session_id: int,
@@ -675,7 +675,7 @@ class ServerCore:
                             self.packets_sent += 1
                             out.append(Notify(w, event, nz))
             kind = e.kind
-            c = conns.get(e.conn) if e.conn else None
+            c = conns.get(e.conn) if e.conn is not None else None
             if kind == _K_REQUEST:
                 if e.op == _CHECK and res.err == 0:
                     # A successful check outside multi: 3.8's FinalRequestProcessor builds
@@ -741,7 +741,7 @@ class ServerCore:
             zxid = self._last_zxid + 1
             hdr, txn = self.prep.close_session(sid, 0, now_ms, zxid)
             self._hand_out(
-                _Inflight(_K_EXPIRE, hdr, txn, 0, 0, int(OpCode.closeSession), sid, now_ms)
+                _Inflight(_K_EXPIRE, hdr, txn, None, 0, int(OpCode.closeSession), sid, now_ms)
             )
             out.append(Persist(hdr, txn))
         if now_ms >= self._next_container_check_ms:
@@ -754,7 +754,7 @@ class ServerCore:
                 self._reaping.add(path)
                 self._reap_zxids[zxid] = path
                 self._hand_out(
-                    _Inflight(_K_REAP, hdr, txn, 0, 0, int(OpCode.deleteContainer), 0, now_ms)
+                    _Inflight(_K_REAP, hdr, txn, None, 0, int(OpCode.deleteContainer), 0, now_ms)
                 )
                 out.append(Persist(hdr, txn))
         return out
@@ -855,7 +855,7 @@ class ServerCore:
     def connections_info(self) -> list[ConnectionInfo]:
         queued: dict[int, int] = {}
         for e in self._inflight:
-            if e.conn:
+            if e.conn is not None:
                 queued[e.conn] = queued.get(e.conn, 0) + 1
         for q in self._queues.values():
             for i in q:

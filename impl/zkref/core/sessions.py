@@ -136,6 +136,8 @@ class SessionTracker:
     # --- transitions --------------------------------------------------------------------------
     def create_session(self, timeout_ms: int, now_ms: int) -> int:
         sid = self._next_id
+        if sid == 0:
+            sid = 1  # 0 means "no session" in a ConnectRequest (only server id 0 at time 0)
         self._next_id = _signed64(sid + 1)
         if self._next_id == CONTAINER_EPHEMERAL_OWNER:
             self._next_id += 1
