@@ -18,7 +18,18 @@ Rules:
   MissingSessionException in submitRequest); so is anything on a connection already closed;
 - watches belong to the connection (ZooKeeper's ServerCnxn is the watcher): they are dropped when
   the connection goes and re-sent by the client with setWatches;
-- auth ids belong to the connection too and start as ("ip", remote address).
+- auth ids belong to the connection too, start as ("ip", remote address) and are kept in the
+  iteration order of ZooKeeper's hash set (whoAmI, "auth" ACL expansion); a failed auth is
+  answered AUTHFAILED and closed (the client raises its own AuthFailed event; the server sends
+  none); auth and sasl are answered at once, outside the session's FIFO, as processPacket does;
+- a re-attach closes the connection holding the session before the password is checked; a bad
+  password or an unknown/closing session gets ConnectResponse(0, 0, 0, zeros) and a close; a
+  client whose last zxid is ahead of the tree is closed without an answer;
+- an unknown opcode is answered Unimplemented and the connection closed; a successful `check`
+  outside multi is applied but never answered (3.8 fails to serialize its reply);
+- where 3.8 and 3.9 differ (watch modes, removeWatches types, notification zxid) we behave as
+  3.8 unless `CoreConfig.compat_3_9`. tests/test_core_server_vs_zookeeper.py pins these against
+  Apache ZooKeeper 3.8.
 """
 
 from __future__ import annotations
