@@ -310,3 +310,13 @@ def test_multi_apply_success_results() -> None:
 def test_unknown_txn_type_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         DataTree().apply(hdr(1, OpCode.getData), ErrorTxn(0))
+
+
+def test_root_cannot_be_created_or_deleted_by_a_txn() -> None:
+    t = DataTree()
+    r = t.apply(hdr(1, OpCode.create), CreateTxn("/", b"", OPEN_ACL_UNSAFE, False, -1))
+    assert r.err == Err.NODEEXISTS
+    r = t.apply(hdr(2, OpCode.delete), DeleteTxn("/"))
+    assert r.err == Err.NONODE
+    root = t.get("/")
+    assert root is not None and t.get("") is root and set(root.children) == {"zookeeper"}

@@ -706,7 +706,7 @@ class DataTree:
         parent = self._nodes.get(parent_name) if slash >= 0 else None
         if parent is None:
             raise _TxnError(Err.NONODE)
-        if child_name in parent.children:
+        if child_name in parent.children or not child_name:  # "/" is the root: it exists
             raise _TxnError(Err.NODEEXISTS)
         if parent_c_version == -1:
             parent_c_version = parent.cversion + 1
@@ -740,7 +740,7 @@ class DataTree:
         slash = path.rfind("/")
         parent_name = path[:slash]
         parent = self._nodes.get(parent_name) if slash >= 0 else None
-        if parent is None:
+        if parent is None or path == "/":  # never the root (prep refuses it too)
             raise _TxnError(Err.NONODE)
         # Done before looking at the child: on replay it may already be gone, yet the
         # parent's pzxid must still move forward.
