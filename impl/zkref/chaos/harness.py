@@ -599,6 +599,7 @@ def run(
     queue = f"{run_root}/queue"
     faults: list[FaultWindow] = []
     interrupted = False
+    t0_ns: int | None = None
     procs: list[mp.process.BaseProcess] = []
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
@@ -610,6 +611,7 @@ def run(
         tgt.start(90)
         _setup_root(tgt.connect_string, run_root, queue, 60)
         t0 = time.monotonic()
+        t0_ns = time.monotonic_ns()
         deadline = t0 + cfg.duration_s
         per_worker = max(1, cfg.max_ops // cfg.clients)
         for w in range(cfg.clients):
@@ -688,6 +690,7 @@ def run(
         "keys": list(keys),
         "queue": queue,
         "faults": [list(f) for f in faults],
+        "t0_ns": t0_ns,  # time origin of "faults" (seconds after it), same clock as events
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
     history = out / "history.ndjson"
@@ -703,6 +706,7 @@ def run(
         [o for o in ops if not o.f.startswith("final")],
         faults,
         out / "plots.html",
+        t0_ns=t0_ns,
         title=f"zkref chaos run: {header['target']} x{len(tgt.sids)}",
     )
     return RunResult(

@@ -48,6 +48,7 @@ class LinkProxy:
         self._ready = threading.Event()
         self.bytes_forwarded = 0
         self.refused = 0
+        self.quorum_hold_s = 3.0
 
     # The route zoo.cfg should use: (from_sid, to_sid) -> (quorum_port, election_port).
     def route(self, i: int, j: int) -> tuple[int, int]:
@@ -67,27 +68,37 @@ class LinkProxy:
     async def _listen(self) -> None:
         for (i, j), (qp, ep) in self.ports.items():
             rq, re_ = self.real_ports[j]
-            for port, target in ((qp, rq), (ep, re_)):
+            for port, target, hold_s in ((qp, rq, self.quorum_hold_s), (ep, re_, 0.0)):
                 srv = await asyncio.start_server(
-                    self._handler(i, j, target), host="127.0.0.1", port=port
+                    self._handler(i, j, target, hold_s), host="127.0.0.1", port=port
                 )
                 self._servers.append(srv)
 
     def _handler(
-        self, i: int, j: int, target: int
+        self, i: int, j: int, target: int, hold_s: float
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
         pair: Pair = frozenset((i, j))
+        loop = self._loop
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if pair in self._blocked:
                 self.refused += 1
                 writer.close()
                 return
-            try:
-                up_r, up_w = await asyncio.open_connection("127.0.0.1", target)
-            except OSError:
-                writer.close()
-                return
+            # The proxy has already accepted, so the dialler believes it is connected. A
+            # learner that dials a leader a few ms before the leader listens would get EOF
+            # here where it would have got ECONNREFUSED and retried; so hold quorum-link
+            # connections for a while until the leader's port opens.
+            give_up = loop.time() + hold_s
+            while True:
+                try:
+                    up_r, up_w = await asyncio.open_connection("127.0.0.1", target)
+                    break
+                except OSError:
+                    if loop.time() >= give_up or pair in self._blocked:
+                        writer.close()
+                        return
+                    await asyncio.sleep(0.05)
             conns = self._conns.setdefault(pair, set())
             conns.update((writer, up_w))
             try:

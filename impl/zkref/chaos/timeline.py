@@ -201,21 +201,23 @@ def render_run_plots(
     *,
     title: str = "zkref chaos run",
     bucket_s: float = 1.0,
+    t0_ns: int | None = None,
 ) -> Path:
     """Throughput (ok/fail/info per second) and latency (each op; ok in green, info in grey)
     over time, with fault windows shaded; written as one self-contained HTML file."""
+    # Time origin: the harness's (the fault windows are relative to it), else the first call.
     if ops:
-        t0 = min(o.call for o in ops)
+        t0 = t0_ns if t0_ns is not None else min(o.call for o in ops)
         t_end = max((o.ret or o.call) - t0 for o in ops) / 1e9
     else:
-        t0, t_end = 0, 1.0
+        t0, t_end = t0_ns or 0, 1.0
     n_buckets = int(t_end / bucket_s) + 1
     counts: dict[str, list[int]] = {s: [0] * n_buckets for s in ("ok", "fail", "info")}
     lat_ok: list[tuple[float, float]] = []
     lat_fail: list[tuple[float, float]] = []
     for o in ops:
         end = o.ret if o.ret is not None else o.call
-        b = min(int((end - t0) / 1e9 / bucket_s), n_buckets - 1)
+        b = max(0, min(int((end - t0) / 1e9 / bucket_s), n_buckets - 1))
         counts[o.status][b] += 1
         if o.ret is not None:
             point = ((o.call - t0) / 1e9, (o.ret - o.call) / 1e6)
