@@ -516,3 +516,93 @@ def run_scenario_core(steps: list[Step]) -> dict[int, list[object]]:
 def test_same_session_behaviour_as_zookeeper(zk_port: int, name: str) -> None:
     steps = SCENARIOS[name]
     assert run_scenario_core(steps) == run_scenario_zookeeper(zk_port, steps)
+
+
+def test_expiry_notifies_watchers_and_closes_like_zookeeper(zk_port: int) -> None:
+    """A silent session expires: its ephemeral goes, a watcher on another connection hears of
+    it, and the expired session's own connection is closed; re-attach then answers zeros."""
+    # Apache ZooKeeper (tickTime 500: timeouts between 1000 and 10000 ms)
+    a = socket.create_connection(("127.0.0.1", zk_port), timeout=10)
+    b = socket.create_connection(("127.0.0.1", zk_port), timeout=10)
+
+    def handshake(s: socket.socket, req: ConnectRequest) -> ConnectResponse:
+        s.sendall(codec.encode_connect_request(req))
+        (n,) = struct.unpack(">i", s.recv(4))
+        body = b""
+        while len(body) < n:
+            body += s.recv(n - len(body))
+        return codec.decode_connect_response(body)
+
+    def read_all(s: socket.socket, wait_s: float) -> list[object]:
+        s.settimeout(wait_s)
+        buf = b""
+        try:
+            while d := s.recv(65536):
+                buf += d
+        except TimeoutError:
+            return [f[:3] for f in parse(buf) if isinstance(f, tuple)]
+        return [*(f[:3] for f in parse(buf) if isinstance(f, tuple)), "EOF"]
+
+    ra = handshake(a, ConnectRequest(0, 0, 1000, 0, bytes(16)))
+    handshake(b, ConnectRequest(0, 0, 10_000, 0, bytes(16)))
+    a.sendall(codec.encode_request(1, 1, CreateRequest("/x-exp", b"", OPEN, 1)))
+    time.sleep(0.2)
+    b.sendall(codec.encode_request(1, 3, ExistsRequest("/x-exp", True)))
+    zk_a = read_all(a, 3.5)  # no pings: the session expires within 1000 ms + a tick or two
+    b.sendall(codec.encode_request(2, 11, None))
+    zk_b = read_all(b, 0.5)
+    c = socket.create_connection(("127.0.0.1", zk_port), timeout=10)
+    rc = handshake(c, ConnectRequest(0, 0, 1000, ra.session_id, ra.passwd))
+    zk_reattach = (rc.time_out, rc.session_id, rc.passwd == bytes(16))
+    for s in (a, b, c):
+        s.close()
+
+    # ServerCore, the same story on its clock
+    core = ServerCore(CoreConfig(server_id=1, tick_time_ms=500, secret=b"d", start_ms=0))
+    out: dict[int, list[object]] = {1: [], 2: [], 3: []}
+
+    def run(effects: list[Effect], now: int) -> None:
+        persisted = [e for e in effects if isinstance(e, Persist)]
+        if persisted:
+            effects = effects + core.persisted(persisted[-1].hdr.zxid, now)
+        for e in effects:
+            if isinstance(e, Reply):
+                out[e.conn].append((e.xid, "-2" if e.xid == -2 else "z", e.err))
+            elif isinstance(e, Notify):
+                out[e.conn].append((-1, "-1", 0))
+            elif isinstance(e, Close):
+                out[e.conn].append("EOF")
+            elif isinstance(e, SendConnectResponse):
+                out[e.conn].append(e.resp)
+
+    for conn, timeout in ((1, 1000), (2, 10_000)):
+        core.connection_opened(conn, "127.0.0.1")
+        run(core.receive_connect(conn, ConnectRequest(0, 0, timeout, 0, bytes(16)), 0), 0)
+    sid_a = core.stats().session_of[1]
+    run(core.receive_request(1, RequestHeader(1, 1), CreateRequest("/x-exp", b"", OPEN, 1), 0), 0)
+    run(core.receive_request(2, RequestHeader(1, 3), ExistsRequest("/x-exp", True), 200), 200)
+    for now in range(0, 3500, 250):
+        run(core.tick(now), now)
+    run(core.receive_request(2, RequestHeader(2, 11), None, 3500), 3500)
+    core.connection_opened(3, "127.0.0.1")
+    run(
+        core.receive_connect(
+            3, ConnectRequest(0, 0, 1000, sid_a, core.sessions.password(sid_a)), 3600
+        ),
+        3600,
+    )
+    resp = out[3][0]
+    assert isinstance(resp, ConnectResponse)
+
+    def norm(frames: list[object]) -> list[object]:
+        return [
+            (f[0], "-1" if f[1] in (-1, "-1") else "-2" if f[0] == -2 else "z", f[2])
+            if isinstance(f, tuple)
+            else f
+            for f in frames
+            if not isinstance(f, ConnectResponse)
+        ]
+
+    assert norm(out[1]) == norm(zk_a) == [(1, "z", 0), "EOF"]
+    assert norm(out[2]) == norm(zk_b) == [(1, "z", 0), (-1, "-1", 0), (-2, "-2", 0)]
+    assert (resp.time_out, resp.session_id, resp.passwd == bytes(16)) == zk_reattach == (0, 0, True)
