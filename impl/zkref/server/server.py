@@ -87,12 +87,12 @@ class _Conn(asyncio.Protocol):
                 if word is not None:
                     self.server.answer_four_letter_word(self, word)
                     return
+        too_large: codec.FrameTooLarge | None = None
         try:
             frames = self.decoder.feed(data)
         except codec.FrameTooLarge as e:
-            log.warning("closing %s:%d: packet length %s is out of range", *self.peer, e)
-            self.abort()
-            return
+            # ZooKeeper serves the complete frames that came before the bad length, then closes.
+            frames, too_large = e.frames, e
         server = self.server
         core = server.core
         now = server.now_ms()  # one clock read per batch of pipelined frames
@@ -125,6 +125,11 @@ class _Conn(asyncio.Protocol):
                 break
             server.run_effects(effects)
         server.flush()
+        if too_large is not None and not self.is_closing():
+            log.warning("closing %s:%d: %s (jute.maxbuffer)", *self.peer, too_large)
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()  # after what was already written
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
