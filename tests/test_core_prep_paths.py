@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from zkref.core.paths import parent_of, validate_path
+from zkref.core.paths import _validate_full, parent_of, validate_path
 
 
 @pytest.mark.parametrize(
@@ -80,3 +82,10 @@ def test_parent_of() -> None:
     assert parent_of("/a") == ""
     assert parent_of("/a/b") == "/a"
     assert parent_of("/a/") == "/a"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="/.a-Z~ \x00\x01\x7f\x9f\u00e9\ud7ff\ue000\ufff0\U0001f600", max_size=12))
+def test_fast_path_agrees_with_the_full_rules(path: str) -> None:
+    assert validate_path(path) == _validate_full(path)
+    assert validate_path(path, sequential=True) == _validate_full(path + "1")

@@ -77,6 +77,23 @@ __all__ = [
     "ttl_to_owner",
 ]
 
+# plain ints: comparing with IntEnum members costs ~4x more on the hot path
+_OP_check = int(OpCode.check)
+_OP_closeSession = int(OpCode.closeSession)
+_OP_create = int(OpCode.create)
+_OP_create2 = int(OpCode.create2)
+_OP_createContainer = int(OpCode.createContainer)
+_OP_createSession = int(OpCode.createSession)
+_OP_createTTL = int(OpCode.createTTL)
+_OP_delete = int(OpCode.delete)
+_OP_deleteContainer = int(OpCode.deleteContainer)
+_OP_error = int(OpCode.error)
+_OP_multi = int(OpCode.multi)
+_OP_reconfig = int(OpCode.reconfig)
+_OP_setACL = int(OpCode.setACL)
+_OP_setData = int(OpCode.setData)
+
+
 SYSTEM_PATH = "/zookeeper"
 QUOTA_PATH = "/zookeeper/quota"
 CONFIG_PATH = "/zookeeper/config"
@@ -319,20 +336,25 @@ class Znode:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trigger:
     """A watch trigger, in ZooKeeper's firing order. NodeDeleted fires data watches then child
-    watches of `path` (a watcher in both gets one event); NodeChildrenChanged is for the parent."""
+    watches of `path` (a watcher in both gets one event); NodeChildrenChanged is for the parent.
+
+    Treat as immutable; not `frozen` for speed (see ApplyResult)."""
 
     path: str
     event: EventType
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApplyResult:
     """What applying one txn did. `err` is the reply header's err (0 for multi: the per-op codes
     are in the MultiResponse, as FinalRequestProcessor does); `response` the reply body on
-    success; `session_closed` the session id of a closeSession txn."""
+    success; `session_closed` the session id of a closeSession txn.
+
+    Treat as immutable. Not `frozen` on purpose: one (and a Trigger or two) is built per txn and
+    a frozen dataclass costs about 4x as much to construct on the 2-core dev machine."""
 
     zxid: int
     err: int
@@ -563,14 +585,14 @@ class DataTree:
         session_closed: int | None = None
         t = hdr.type
         try:
-            if t == OpCode.multi:
+            if t == _OP_multi:
                 assert isinstance(txn, MultiTxn), txn
                 response = self._apply_multi(hdr, txn, triggers)
-            elif t == OpCode.closeSession:
+            elif t == _OP_closeSession:
                 session_closed = hdr.client_id
                 paths = txn.paths2_delete if isinstance(txn, CloseSessionTxn) else None
                 self._kill_session(hdr.client_id, zxid, paths, triggers)
-            elif t == OpCode.createSession:
+            elif t == _OP_createSession:
                 assert isinstance(txn, CreateSessionTxn), txn
             else:
                 response = self._apply_one(hdr, t, txn, triggers)
@@ -588,7 +610,7 @@ class DataTree:
     ) -> object | None:
         """One non-multi txn; raises _TxnError. Returns the success response body."""
         zxid = hdr.zxid
-        if t == OpCode.create or t == OpCode.create2:
+        if t in (_OP_create, _OP_create2):
             assert isinstance(txn, CreateTxn), txn
             owner = hdr.client_id if txn.ephemeral else 0
             node = self._create_or_fix(
@@ -602,10 +624,10 @@ class DataTree:
                 hdr.time,
                 triggers,
             )
-            if t == OpCode.create:
+            if t == _OP_create:
                 return CreateResponse(txn.path)
             return Create2Response(txn.path, node.stat())
-        if t == OpCode.createContainer:
+        if t == _OP_createContainer:
             assert isinstance(txn, CreateContainerTxn), txn
             node = self._create_node(
                 txn.path,
@@ -618,7 +640,7 @@ class DataTree:
                 triggers,
             )
             return Create2Response(txn.path, node.stat())
-        if t == OpCode.createTTL:
+        if t == _OP_createTTL:
             assert isinstance(txn, CreateTTLTxn), txn
             if not 0 < txn.ttl <= MAX_TTL_MS:
                 raise _TxnError(Err.BADARGUMENTS)
@@ -633,16 +655,16 @@ class DataTree:
                 triggers,
             )
             return Create2Response(txn.path, node.stat())
-        if t == OpCode.delete or t == OpCode.deleteContainer:
+        if t in (_OP_delete, _OP_deleteContainer):
             assert isinstance(txn, DeleteTxn), txn
             self._delete_node(txn.path, zxid, triggers)
             return None
-        if t == OpCode.setData or t == OpCode.reconfig:
+        if t in (_OP_setData, _OP_reconfig):
             assert isinstance(txn, SetDataTxn), txn
             return SetDataResponse(
                 self._set_data(txn.path, txn.data, txn.version, zxid, hdr.time, triggers)
             )
-        if t == OpCode.setACL:
+        if t == _OP_setACL:
             assert isinstance(txn, SetACLTxn), txn
             target = self._nodes.get(txn.path)
             if target is None:
@@ -651,10 +673,10 @@ class DataTree:
             target.acl = txn.acl
             target._stat = None
             return SetACLResponse(target.stat())
-        if t == OpCode.check:
+        if t == _OP_check:
             assert isinstance(txn, CheckVersionTxn), txn
             return None
-        if t == OpCode.error:
+        if t == _OP_error:
             assert isinstance(txn, ErrorTxn), txn
             if txn.err != 0:
                 raise _TxnError(Err(txn.err))
@@ -678,7 +700,7 @@ class DataTree:
         except _TxnError as e:
             # Replay over a fuzzy snapshot: the node may have been re-created by another
             # session after its parent was serialized. Bring the parent's cversion/pzxid forward.
-            if t == OpCode.create and e.err == Err.NODEEXISTS:
+            if t == _OP_create and e.err == Err.NODEEXISTS:
                 parent = self._nodes.get(path[: path.rfind("/")])
                 if parent is None:
                     raise _TxnError(Err.NONODE) from None
@@ -799,24 +821,24 @@ class DataTree:
             self._delete_node(path, zxid, triggers)
 
     def _apply_multi(self, hdr: TxnHeader, txn: MultiTxn, triggers: list[Trigger]) -> MultiResponse:
-        failed = any(t == OpCode.error for t, _ in txn.txns)
+        failed = any(t == _OP_error for t, _ in txn.txns)
         post_failed = False
         results: list[tuple[int, MultiOpResult]] = []
         for t, sub in txn.txns:
-            if t == OpCode.error:
+            if t == _OP_error:
                 post_failed = True
             elif failed:
                 # a failed multi applies nothing: earlier ops report 0, later ones -2
                 sub = ErrorTxn(int(Err.RUNTIMEINCONSISTENCY) if post_failed else 0)
-                t = OpCode.error
-            if t == OpCode.error:
+                t = _OP_error
+            if t == _OP_error:
                 assert isinstance(sub, ErrorTxn), sub
-                results.append((int(OpCode.error), ErrorResponse(sub.err)))
+                results.append((_OP_error, ErrorResponse(sub.err)))
                 continue
             try:
                 body = self._apply_one(hdr, t, sub, triggers)
             except _TxnError as e:
-                results.append((int(OpCode.error), ErrorResponse(int(e.err))))
+                results.append((_OP_error, ErrorResponse(int(e.err))))
                 continue
             results.append(_multi_result(t, body))
         return MultiResponse(tuple(results))
@@ -825,11 +847,11 @@ class DataTree:
 def _multi_result(t: int, body: object | None) -> tuple[int, MultiOpResult]:
     """(MultiHeader type, body) as ZooKeeper's OpResult writes it: a create with a stat (create2,
     createContainer, createTTL) is typed create2, a deleteContainer is typed delete."""
-    if t == OpCode.check:
-        return int(OpCode.check), CheckResult()
-    if t == OpCode.delete or t == OpCode.deleteContainer:
-        return int(OpCode.delete), DeleteResult()
+    if t == _OP_check:
+        return _OP_check, CheckResult()
+    if t in (_OP_delete, _OP_deleteContainer):
+        return _OP_delete, DeleteResult()
     if isinstance(body, Create2Response):
-        return int(OpCode.create2), body
+        return _OP_create2, body
     assert isinstance(body, CreateResponse | SetDataResponse), body
     return int(t), body

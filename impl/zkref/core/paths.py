@@ -10,6 +10,8 @@ Rules:
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["parent_of", "validate_path"]
 
 
@@ -23,11 +25,21 @@ def _invalid_char(c: str) -> bool:
     )
 
 
+# Fast path: components of printable ASCII that do not start with "." are always valid.
+_PLAIN = re.compile(r"(?:/[\x20-\x2d\x30-\x7e][\x20-\x2e\x30-\x7e]*)+")
+
+
 def validate_path(path: str, sequential: bool = False) -> str | None:
     """None if `path` is a valid znode path, else ZooKeeper's reason (the server answers
     BadArguments)."""
     if sequential:
         path = path + "1"
+    if _PLAIN.fullmatch(path) is not None:
+        return None
+    return _validate_full(path)
+
+
+def _validate_full(path: str) -> str | None:
     n = len(path)
     if n == 0:
         return "Path length must be > 0"
