@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from zkref.chaos.zookeeper_proc import ApacheZooKeeper, apache_zookeeper_available
+from zkref.core.acl import generate_digest
 from zkref.core.effects import Close, Effect, Notify, Persist, Reply, SendConnectResponse
 from zkref.core.server import CoreConfig, ServerCore
 from zkref.wire import codec
@@ -606,3 +607,84 @@ def test_expiry_notifies_watchers_and_closes_like_zookeeper(zk_port: int) -> Non
     assert norm(out[1]) == norm(zk_a) == [(1, "z", 0), "EOF"]
     assert norm(out[2]) == norm(zk_b) == [(1, "z", 0), (-1, "-1", 0), (-2, "-2", 0)]
     assert (resp.time_out, resp.session_id, resp.passwd == bytes(16)) == zk_reattach == (0, 0, True)
+
+
+SUPER = generate_digest("super:secret")
+
+SUPER_PROBES: dict[str, Probe] = {
+    "super digest": [
+        (1, 1, CreateRequest("/locked", b"x", (ACL(31, Id("digest", "x:y")),), 0)),
+        (2, 4, GetDataRequest("/locked", False)),
+        (-4, 100, AuthPacket(0, "digest", b"super:secret")),
+        (4, 4, GetDataRequest("/locked", False)),
+        (5, 107, None),
+        (6, 2, DeleteRequest("/locked", -1)),
+    ],
+    "wrong super password": [
+        (-4, 100, AuthPacket(0, "digest", b"super:nope")),
+        (2, 107, None),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def zk_super_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    base: Path = tmp_path_factory.mktemp("server-diff-zk-super")
+    props = {"zookeeper.DigestAuthenticationProvider.superDigest": SUPER}
+    with ApacheZooKeeper(1, base, tick_time_ms=500, jvm_props=props) as zk:
+        zk.start()
+        yield zk.client_port(1)
+
+
+def run_core_decoded(probe: Probe, config: CoreConfig) -> list[object]:
+    core = ServerCore(config)
+    core.connection_opened(1, "127.0.0.1")
+    (p,) = core.receive_connect(1, ConnectRequest(0, 0, 10_000, 0, bytes(16)), 1000)
+    assert isinstance(p, Persist)
+    core.persisted(p.hdr.zxid, 1000)
+    ops = {xid: op for xid, op, _ in probe}
+    norm = Normalizer()
+    out: list[object] = []
+    for xid, op, body in probe:
+        effects = core.receive_request(1, RequestHeader(xid, op), body, 1000)
+        persisted = [e for e in effects if isinstance(e, Persist)]
+        if persisted:
+            effects = effects + core.persisted(persisted[-1].hdr.zxid, 1000)
+        for e in effects:
+            if isinstance(e, Reply):
+                frame = codec.encode_reply(e.xid, e.zxid, e.err, e.body)  # type: ignore[arg-type]
+                out.append(decode(frame[4:], ops, norm))
+            elif isinstance(e, Close):
+                out.append("EOF")
+    return out
+
+
+def run_zookeeper_decoded(port: int, probe: Probe) -> list[object]:
+    ops = {xid: op for xid, op, _ in probe}
+    ops[END_XID] = int(OpCode.sync)
+    norm = Normalizer()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(codec.encode_connect_request(ConnectRequest(0, 0, 10_000, 0, bytes(16))))
+        (n,) = struct.unpack(">i", s.recv(4))
+        while n > 0:
+            n -= len(s.recv(n))
+        for xid, op, body in [*probe, (END_XID, int(OpCode.sync), SyncRequest("/end"))]:
+            s.sendall(codec.encode_request(xid, op, body))  # type: ignore[arg-type]
+            time.sleep(0.02)
+        buf = b""
+        while not done(parse(buf)):
+            buf += s.recv(65536)
+    out: list[object] = []
+    while buf:
+        (n,) = struct.unpack_from(">i", buf)
+        f, buf = buf[4 : 4 + n], buf[4 + n :]
+        if struct.unpack_from(">i", f)[0] != END_XID:
+            out.append(decode(f, ops, norm))
+    return out
+
+
+@pytest.mark.parametrize("name", list(SUPER_PROBES))
+def test_super_digest_like_zookeeper(zk_super_port: int, name: str) -> None:
+    probe = SUPER_PROBES[name]
+    config = CoreConfig(server_id=1, secret=b"d", start_ms=1000, super_digest=SUPER)
+    assert run_core_decoded(probe, config) == run_zookeeper_decoded(zk_super_port, probe)
