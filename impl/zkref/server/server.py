@@ -369,11 +369,16 @@ class ZkServer:
         try:
             writer = self.storage.begin_snapshot(self.core.tree, self.core.session_timeouts())
             t0 = time.monotonic()
-            while not writer.step(2000):
-                # Walking: yield to requests between slices. Publishing (fsync, rename) runs in
-                # the writer's own thread: poll it gently.
-                await asyncio.sleep(0.01 if writer.walk_done else 0)
-            log.info("snapshot %s written in %.2fs", writer.path, time.monotonic() - t0)
+            try:
+                while not writer.walk_done:
+                    writer.step(2000)
+                    await asyncio.sleep(0)  # serve requests between slices of the walk
+                # Publishing (write, fsync, rename) never reads the tree: off the event loop.
+                path = await asyncio.get_running_loop().run_in_executor(None, writer.finish)
+            except BaseException:
+                writer.abort()
+                raise
+            log.info("snapshot %s written in %.2fs", path, time.monotonic() - t0)
         except Exception:
             log.exception("snapshot failed; the txn log still holds every txn")
         finally:
