@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from support.servers import wait_for
 
+from support.servers import wait_for
 from zkref.server.process import ZkrefServerProcess
 
 pytestmark = pytest.mark.slow
