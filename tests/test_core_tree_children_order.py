@@ -8,6 +8,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zkref.core.datatree import Znode, java_hash
 
@@ -120,3 +124,13 @@ def test_session_ephemerals_set_and_its_clone() -> None:
             out.append("|".join(js.java_order()))
     assert out[2] != out[3]  # the shrunk set and its clone differ
     assert digest(out) == "432ce29a2e5abc317ee3c310f81b1eb8a5268627c5631234fc7f27b7d25bd825"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=30))
+def test_java_hash_matches_utf16_definition(name: str) -> None:
+    units = name.encode("utf-16-be", "surrogatepass")
+    h = 0
+    for (u,) in struct.iter_unpack(">H", units):
+        h = (31 * h + u) & 0xFFFFFFFF
+    assert java_hash(name) == h ^ (h >> 16)

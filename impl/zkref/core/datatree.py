@@ -132,13 +132,17 @@ class NodeKind:
 def java_hash(name: str) -> int:
     """HashMap.hash(name): String.hashCode over UTF-16 units, high half folded into the low."""
     h = 0
-    for c in name:
-        o = ord(c)
-        if o > 0xFFFF:  # a surrogate pair in Java
-            o -= 0x10000
-            h = (h * 31 + 0xD800 + (o >> 10)) & 0xFFFFFFFF
-            o = 0xDC00 + (o & 0x3FF)
-        h = (h * 31 + o) & 0xFFFFFFFF
+    if name.isascii() or max(name) <= "\uffff":
+        for c in name:
+            h = (h * 31 + ord(c)) & 0xFFFFFFFF
+    else:
+        for c in name:
+            o = ord(c)
+            if o > 0xFFFF:  # a surrogate pair in Java
+                o -= 0x10000
+                h = (h * 31 + 0xD800 + (o >> 10)) & 0xFFFFFFFF
+                o = 0xDC00 + (o & 0x3FF)
+            h = (h * 31 + o) & 0xFFFFFFFF
     return h ^ (h >> 16)
 
 
