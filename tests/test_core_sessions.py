@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from zkref.core.sessions import SessionTracker, initial_session_id, session_password
 from zkref.wire.constants import CONTAINER_EPHEMERAL_OWNER
 
@@ -135,3 +138,39 @@ def test_session_id_zero_is_never_handed_out() -> None:
     t = tracker(0, server_id=0)
     assert t.create_session(4000, 0) == 1
     assert t.create_session(4000, 0) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tick=st.integers(1, 3000),
+    timeout=st.integers(1, 60_000),
+    gaps=st.lists(st.integers(0, 100_000), max_size=12),
+)
+def test_expiry_lands_in_the_tick_after_the_timeout(
+    tick: int, timeout: int, gaps: list[int]
+) -> None:
+    """Touched at t, a session expires at the first tick boundary strictly after t + timeout:
+    never before the timeout has run out, never more than one tickTime after it."""
+    t = SessionTracker(
+        server_id=1,
+        tick_time_ms=tick,
+        min_session_timeout_ms=1,
+        max_session_timeout_ms=10**9,
+        secret=b"s",
+        start_ms=0,
+    )
+    sid = t.create_session(timeout, 0)
+    last_touch = 0
+    now = 0
+    for gap in gaps:
+        # poll on every tick boundary up to the next packet
+        target = now + gap
+        while now < target:
+            now = min(target, (now // tick + 1) * tick)
+            if t.expired(now) == [sid]:
+                assert last_touch + timeout < now <= last_touch + timeout + tick
+                return
+        assert t.touch(sid, timeout, now)
+        last_touch = now
+    deadline = last_touch + timeout + tick
+    assert t.expired(deadline) == [sid]
