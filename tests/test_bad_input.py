@@ -522,3 +522,22 @@ def test_flood_of_connections_opened_and_closed(server: StandaloneServer) -> Non
         what=f"the flood's connections to be gone (baseline {baseline})",
     )
     assert_still_serving(server)
+
+
+def test_data_survives_a_restart_after_the_bad_input(server: StandaloneServer) -> None:
+    """Last in the module (per server): whatever the cases above did, the canary is on disk."""
+    with session(server.port) as raw:
+        reply = raw.call(1, OpCode.create, CreateRequest("/after-bad-input", b"late", OPEN_ACL, 0))
+        assert reply in (Answer(1, 0, reply.body if isinstance(reply, Answer) else None),), reply
+    server.restart()
+    wait_for(
+        lambda: four_letter_word(server.port, "ruok", timeout_s=2.0) == "imok",
+        timeout_s=60,
+        what="the restarted server to answer ruok",
+    )
+    with session(server.port) as raw:
+        read_canary(raw)
+        late = raw.call(2, OpCode.getData, GetDataRequest("/after-bad-input", False))
+        assert isinstance(late, Answer) and late.err == 0, late
+        assert isinstance(late.body, GetDataResponse) and late.body.data == b"late"
+    assert_still_serving(server)

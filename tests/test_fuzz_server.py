@@ -432,6 +432,13 @@ def test_zkref_survives_mutated_frames(zkref_server: ZkrefServerProcess) -> None
         fresh.assert_alive()  # a brand-new session still reads the canary's bytes
     finally:
         fresh.close()
+    # ... and so does one after a restart: the txn log the fuzz wrote to restores cleanly.
+    zkref_server.restart()
+    after = Target(zkref_server.port)
+    try:
+        after.assert_alive()
+    finally:
+        after.close()
     log = zkref_server.log_path.read_text(errors="replace")
     bad = [ln for ln in log.splitlines() if "internal error" in ln or "Traceback" in ln]
     assert not bad, "zkref logged internal errors under fuzz:\n" + "\n".join(bad[:20])
