@@ -252,3 +252,11 @@ def test_other_event_types_fire_nothing() -> None:
     wm.add_watch("/a", 1, "data")
     assert wm.trigger("/a", EventType.DataWatchRemoved) == []
     assert wm.count == 1
+
+
+def test_plain_int_event_types_fire_the_same() -> None:
+    wm = WatchManager()
+    wm.add_watch("/a", 1, "data")
+    wm.add_watch("/", 2, "child")
+    assert wm.trigger("/", int(CHILDREN)) == [(2, ev(CHILDREN, "/"))]
+    assert wm.trigger("/a", int(DELETED)) == [(1, ev(DELETED, "/a"))]

@@ -39,6 +39,10 @@ STANDARD = 1
 PERSISTENT = 2
 PERSISTENT_RECURSIVE = 4
 _ALL = STANDARD | PERSISTENT | PERSISTENT_RECURSIVE
+_CREATED = int(EventType.NodeCreated)
+_DELETED = int(EventType.NodeDeleted)
+_DATA_CHANGED = int(EventType.NodeDataChanged)
+_CHILDREN_CHANGED = int(EventType.NodeChildrenChanged)
 
 _Table = dict[str, dict[int, int]]
 
@@ -117,15 +121,16 @@ class WatchManager:
             self._add(self._child, path, watcher, PERSISTENT)
 
     # --- triggering ---------------------------------------------------------------------------
-    def trigger(self, path: str, event_type: EventType) -> list[tuple[int, WatcherEvent]]:
-        """Fire the watches for one data-tree event; [(watcher, event)] in delivery order."""
-        if event_type is EventType.NodeCreated or event_type is EventType.NodeDataChanged:
+    def trigger(self, path: str, event_type: EventType | int) -> list[tuple[int, WatcherEvent]]:
+        """Fire the watches for one data-tree event; [(watcher, event)] in delivery order.
+        (`==`, not `is`: the tree may hand over plain ints.)"""
+        if event_type in (_CREATED, _DATA_CHANGED):
             fired = self._fire(self._data, path, False)
-        elif event_type is EventType.NodeDeleted:
+        elif event_type == _DELETED:
             fired = self._fire(self._data, path, False)
             # a watcher already notified from the data table keeps its place: one event each
             fired.update(self._fire(self._child, path, False))
-        elif event_type is EventType.NodeChildrenChanged:
+        elif event_type == _CHILDREN_CHANGED:
             fired = self._fire(self._child, path, True)
         else:
             return []
