@@ -182,8 +182,8 @@ def check_linearizable_writes(
     explored = 0
     for key in sorted(per_key):
         key_ops = per_key[key]
-        # Fresh ids per key so the memo bitset stays as small as the key's history.
-        renum = [replace(o, id=i) for i, o in enumerate(key_ops)]
+        # Op ids are unique across the history; the search numbers its bitset per key itself.
+        renum = key_ops
         res = check_register(renum, initial.get(key, ABSENT), budget=budget)
         explored += res.explored
         if res.ok is None:
@@ -296,6 +296,14 @@ def _zx(z: int) -> str:
 # -- durability at the end ------------------------------------------------------------------
 
 
+def _strictly_followed(w: Op, latest_calls: list[tuple[int, int]]) -> bool:
+    """Was another acknowledged write called after ``w`` returned? (two latest (call, id))"""
+    if w.ret is None:
+        return False
+    later = next((c for c, i in latest_calls if i != w.id), None)
+    return later is not None and later > w.ret
+
+
 def _writes_value(op: Op) -> str | None:
     return None if op.f == "delete" else op.value
 
@@ -318,25 +326,26 @@ def check_no_lost_writes(ops: Sequence[Op], initial: dict[str, RegisterState]) -
         if not acked:
             continue
         # Writes that could be the last: not strictly followed by an acknowledged write.
-        survivors = [
-            w
-            for w in writes
-            if not any(a.call > w.ret for a in acked if w.ret is not None and a is not w)
-        ]
+        # w survives unless some other acknowledged write was called after w returned; only the
+        # two latest calls matter (the latest may be w itself).
+        calls = sorted(((a.call, a.id) for a in acked), reverse=True)[:2]
+        survivors = [w for w in writes if not _strictly_followed(w, calls)]
         final_value = fr.out_value
         # Versions only grow while no create/delete can intervene: an acknowledged setData of
         # version v that no create/delete can follow means the final version is at least v.
+        inf = float("inf")
+        last_reset = max(
+            (
+                inf if d.ret is None else d.ret
+                for d in writes
+                if d.f in ("create", "delete") and d.status != "fail"
+            ),
+            default=-inf,
+        )
         floor = [
             w
             for w in acked
-            if w.f in ("write", "cas")
-            and w.out_version is not None
-            and not any(
-                d.f in ("create", "delete")
-                and d.status != "fail"
-                and (d.ret is None or d.ret > w.call)
-                for d in writes
-            )
+            if w.f in ("write", "cas") and w.out_version is not None and last_reset <= w.call
         ]
         behind = [
             w
