@@ -82,6 +82,7 @@ __all__ = [
     "Handshake",
     "Mismatch",
     "Reattach",
+    "Reclaim",
     "Req",
     "SetWatchesStep",
     "Step",
@@ -144,6 +145,7 @@ class Req:
     session: str = "a"
     closes: bool = False
     unordered: bool = False
+    timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,14 @@ class SetWatchesStep:
 
 
 @dataclass(frozen=True, slots=True)
+class Reclaim:
+    """Re-attach `session` (whose connection the server closed) directly and close it, so it
+    does not expire at a time the script does not fix; the handshake and the reply are recorded."""
+
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
 class Abandon:
     """Stop pinging: drop `session`'s connection without closing the session."""
 
@@ -212,7 +222,16 @@ class Handshake:
 
 
 Step = (
-    Connect | Req | AwaitEvents | AwaitClose | Cut | Reattach | SetWatchesStep | Abandon | Handshake
+    Connect
+    | Req
+    | AwaitEvents
+    | AwaitClose
+    | Cut
+    | Reattach
+    | SetWatchesStep
+    | Reclaim
+    | Abandon
+    | Handshake
 )
 
 
@@ -358,6 +377,8 @@ def _label(step: Step) -> str:
             return f"{s}:setWatches{'2' if op == 105 else ''}"
         case Abandon(session=s):
             return f"{s}:abandon"
+        case Reclaim(session=s):
+            return f"{s}:reclaim"
         case Handshake(label=lbl):
             return f"handshake {lbl}"
 
@@ -523,7 +544,7 @@ class _Runner:
                 self.sessions[name] = s
                 return False
             case Req(op=op, body=body, session=name, closes=closes, unordered=unordered):
-                await self._request(name, op, body, out, unordered)
+                await self._request(name, op, body, out, unordered, step.timeout_s)
                 if closes:
                     closed = await self._wait_closed(self.sessions[name], CLOSE_WAIT_S)
                     out["conn"] = "closed" if closed else "open"
@@ -589,6 +610,25 @@ class _Runner:
                 )
                 s.client, s.cursor, s.open = c, 0, c is not None
                 return False
+            case Reclaim(session=name):
+                s = self.sessions[name]
+                if s.client is not None and s.client.connected:
+                    s.client.disconnect()
+                await self._wait_closed(s, REQUEST_TIMEOUT_S)
+                c = await self._connect(
+                    self.port,
+                    timeout_ms=s.timeout_ms,
+                    session_id=s.session_id,
+                    passwd=s.passwd,
+                    out=out,
+                    prefix="connect",
+                )
+                s.client, s.cursor, s.open = c, 0, c is not None
+                if c is not None:
+                    await self._request(name, int(OpCode.closeSession), None, out, True)
+                    out["conn"] = "closed" if await self._wait_closed(s, CLOSE_WAIT_S) else "open"
+                    s.open = False
+                return False
             case Abandon(session=name):
                 s = self.sessions[name]
                 if s.client is not None:
@@ -602,7 +642,13 @@ class _Runner:
                 return False
 
     async def _request(
-        self, name: str, op: int, body: Request | bytes | None, out: dict[str, Raw], unordered: bool
+        self,
+        name: str,
+        op: int,
+        body: Request | bytes | None,
+        out: dict[str, Raw],
+        unordered: bool,
+        timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
         s = self.sessions[name]
         c = s.client
@@ -613,7 +659,7 @@ class _Runner:
         self._record_events(out, "pending", pending, unordered)
         send_ms = _now_ms()
         try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 hdr, resp = await c.raw_request(op, body)
         except ConnectionLost:
             out["reply"] = "connection-lost"
