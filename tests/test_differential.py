@@ -9,6 +9,7 @@ failure that asks for the mark to go.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import tempfile
@@ -25,6 +26,7 @@ from support.differential import (
     Connect,
     Cut,
     Handshake,
+    Raw,
     Reattach,
     Reclaim,
     Req,
@@ -493,6 +495,49 @@ def sc_watches_oneshot(b: str) -> list[Step]:
         get(f"{b}/nope", True),
         ls(f"{b}/nope", True),
         create(f"{b}/nope"),
+    ]
+
+
+def sc_watch_edges(b: str) -> list[Step]:
+    return [
+        Connect("a"),
+        Connect("b"),
+        create(b),
+        create(f"{b}/x", b"0"),
+        # data watch and exist watch of one session on one node: one event
+        get(f"{b}/x", True, s="b"),
+        exists(f"{b}/x", True, s="b"),
+        set_(f"{b}/x", b"1"),
+        # data + child watch on a node that is deleted: one NodeDeleted per watcher
+        get(f"{b}/x", True, s="b"),
+        ls(f"{b}/x", True, s="b"),
+        ls(b, True, s="b"),
+        delete(f"{b}/x"),
+        # setACL fires no watch
+        create(f"{b}/y"),
+        get(f"{b}/y", True, s="b"),
+        setacl(f"{b}/y", OPEN),
+        set_(f"{b}/y", b"now"),
+        # a multi that creates and deletes: events in op order, one-shot watches fire once
+        exists(f"{b}/t", True, s="b"),
+        ls(b, True, s="b"),
+        multi(m_create(f"{b}/t"), m_set(f"{b}/t", b"s"), m_delete(f"{b}/t")),
+        # a failed multi fires nothing
+        exists(f"{b}/u", True, s="b"),
+        multi(m_create(f"{b}/u"), m_check(f"{b}/y", 42)),
+        create(f"{b}/u"),
+        # recursive watch and a child watch of the same session
+        addwatch(b, AW_RECURSIVE, s="b"),
+        ls(b, True, s="b"),
+        create(f"{b}/v"),
+        create(f"{b}/w"),
+        # the watching session's own write
+        get(f"{b}/y", True, s="b"),
+        set_(f"{b}/y", b"own", s="b"),
+        # a watch on the root
+        ls("/", True, s="b"),
+        exists("/", True, s="b"),
+        create(f"{b}/z"),
     ]
 
 
@@ -1060,6 +1105,7 @@ CASES: dict[str, Case] = {
     "children": Case(sc_children),
     "sequential": Case(sc_sequential),
     "watches_oneshot": Case(sc_watches_oneshot),
+    "watch_edges": Case(sc_watch_edges),
     "multi_success": Case(sc_multi_success),
     "multi_failures": Case(sc_multi_failures),
     "multi_empty": Case(sc_multi_empty),
@@ -1179,7 +1225,7 @@ def _out_dir(name: str) -> Path:
     return d
 
 
-def _run_case(name: str, ports: Pair, tmp_path: Path) -> None:
+def _run_case(name: str, ports: Pair) -> None:
     steps = CASES[name].fn(f"/{name}")
     zk, zr = run_pair(steps, ("zookeeper", ports[0]), ("zkref", ports[1]))
     ms = compare(zk, zr)
@@ -1204,19 +1250,19 @@ def _run_case(name: str, ports: Pair, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", _params(extended=False))
-def test_differential(name: str, pair: Pair, tmp_path: Path) -> None:
-    _run_case(name, pair, tmp_path)
+def test_differential(name: str, pair: Pair) -> None:
+    _run_case(name, pair)
 
 
 @pytest.mark.parametrize("name", _params(extended=True))
-def test_differential_extended_types(name: str, ext_pair: Pair, tmp_path: Path) -> None:
-    _run_case(name, ext_pair, tmp_path)
+def test_differential_extended_types(name: str, ext_pair: Pair) -> None:
+    _run_case(name, ext_pair)
 
 
 # --- the comparator itself ---------------------------------------------------------------------
 
 
-def _stat_fields(prefix: str, czxid: int, mzxid: int, t0: int, version: int) -> dict[str, object]:
+def _stat_fields(prefix: str, czxid: int, mzxid: int, t0: int, version: int) -> dict[str, Raw]:
     return {
         f"{prefix}.czxid": Z(czxid),
         f"{prefix}.mzxid": Z(mzxid),
@@ -1231,13 +1277,13 @@ def _stat_fields(prefix: str, czxid: int, mzxid: int, t0: int, version: int) -> 
 def _hand_transcript(server: str, base_zxid: int, sid: int, t0: int) -> Transcript:
     t = Transcript(server)
     t.steps.append(StepRecord(0, "a:connect", {"connect.sessionId": S(sid)}))
-    f1: dict[str, object] = {"reply.err": "OK", "reply.zxid": Z(base_zxid + 1)}
+    f1: dict[str, Raw] = {"reply.err": "OK", "reply.zxid": Z(base_zxid + 1)}
     f1.update(_stat_fields("reply.body.stat", base_zxid + 1, base_zxid + 1, t0, 0))
-    t.steps.append(StepRecord(1, "a:create2 '/x'", f1))  # type: ignore[arg-type]
-    f2: dict[str, object] = {"reply.err": "OK", "reply.zxid": Z(base_zxid + 2)}
+    t.steps.append(StepRecord(1, "a:create2 '/x'", f1))
+    f2: dict[str, Raw] = {"reply.err": "OK", "reply.zxid": Z(base_zxid + 2)}
     f2.update(_stat_fields("reply.body.stat", base_zxid + 1, base_zxid + 2, t0, 1))
     f2["after.b[0]"] = "NodeDataChanged SyncConnected /x"
-    t.steps.append(StepRecord(2, "a:setData '/x'", f2))  # type: ignore[arg-type]
+    t.steps.append(StepRecord(2, "a:setData '/x'", f2))
     return t
 
 
@@ -1303,8 +1349,6 @@ def test_recorded_transcripts_compare_equal_then_a_planted_bug_is_caught(pair: P
         first = await run_script("zookeeper", "127.0.0.1", pair[0], _PLANTED_SCRIPT)
         second = await run_script("zookeeper", "127.0.0.1", pair[0], _PLANTED_SCRIPT)
         return first, second
-
-    import asyncio
 
     first, second = asyncio.run(twice())
     assert compare(first, second) == [], format_mismatches(compare(first, second))

@@ -81,6 +81,7 @@ __all__ = [
     "Cut",
     "Handshake",
     "Mismatch",
+    "Raw",
     "Reattach",
     "Reclaim",
     "Req",
