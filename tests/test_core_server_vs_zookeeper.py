@@ -668,12 +668,12 @@ def run_zookeeper_decoded(port: int, probe: Probe) -> list[object]:
         (n,) = struct.unpack(">i", s.recv(4))
         while n > 0:
             n -= len(s.recv(n))
+        buf = b""
         for xid, op, body in [*probe, (END_XID, int(OpCode.sync), SyncRequest("/end"))]:
             s.sendall(codec.encode_request(xid, op, body))  # type: ignore[arg-type]
-            time.sleep(0.02)
-        buf = b""
-        while not done(parse(buf)):
-            buf += s.recv(65536)
+            # wait for the answer: auth is served at once and could overtake queued requests
+            while not any(isinstance(f, tuple) and f[0] == xid for f in parse(buf)):
+                buf += s.recv(65536)
     out: list[object] = []
     while buf:
         (n,) = struct.unpack_from(">i", buf)
