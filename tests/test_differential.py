@@ -26,6 +26,7 @@ from support.differential import (
     Connect,
     Cut,
     Handshake,
+    Pipeline,
     Raw,
     Reattach,
     Reclaim,
@@ -46,6 +47,7 @@ from support.differential import (
     run_script,
 )
 from support.servers import standalone
+from zkref.wire.codec import Request
 from zkref.wire.constants import DEFAULT_JUTE_MAXBUFFER, OpCode
 from zkref.wire.records import (
     ACL,
@@ -538,6 +540,43 @@ def sc_watch_edges(b: str) -> list[Step]:
         ls("/", True, s="b"),
         exists("/", True, s="b"),
         create(f"{b}/z"),
+    ]
+
+
+def _body(r: Req) -> tuple[int, Request | bytes | None]:
+    return (r.op, r.body)
+
+
+def sc_pipelined(b: str) -> list[Step]:
+    x = f"{b}/x"
+    return [
+        Connect("a"),
+        Connect("b"),
+        create(b),
+        ls(b, True),
+        Pipeline(
+            "b",
+            tuple(
+                _body(r)
+                for r in (
+                    create(x, b"0"),
+                    get(x, True),
+                    set_(x, b"1"),
+                    set_(x, b"2", 0),
+                    ls2(b, True),
+                    create(f"{x}/c", flags=EPHEMERAL),
+                    exists(f"{x}/c", True),
+                    multi(m_delete(f"{x}/c"), m_check(x, 5)),
+                    sync(b),
+                    delete(f"{x}/c"),
+                    delete(x),
+                    get(x),
+                    exists(x, True),
+                    create(x),
+                )
+            ),
+        ),
+        exists(x),
     ]
 
 
@@ -1106,6 +1145,7 @@ CASES: dict[str, Case] = {
     "sequential": Case(sc_sequential),
     "watches_oneshot": Case(sc_watches_oneshot),
     "watch_edges": Case(sc_watch_edges),
+    "pipelined": Case(sc_pipelined),
     "multi_success": Case(sc_multi_success),
     "multi_failures": Case(sc_multi_failures),
     "multi_empty": Case(sc_multi_empty),

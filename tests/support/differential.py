@@ -43,6 +43,7 @@ from zkref.wire.codec import (
     DecodeError,
     FrameDecoder,
     Request,
+    Response,
     decode_connect_response,
     decode_notification,
     encode_connect_request,
@@ -66,6 +67,7 @@ from zkref.wire.records import (
     GetChildrenResponse,
     GetEphemeralsResponse,
     Id,
+    ReplyHeader,
     SetWatches,
     SetWatches2,
     Stat,
@@ -81,6 +83,7 @@ __all__ = [
     "Cut",
     "Handshake",
     "Mismatch",
+    "Pipeline",
     "Raw",
     "Reattach",
     "Reclaim",
@@ -147,6 +150,15 @@ class Req:
     closes: bool = False
     unordered: bool = False
     timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """Several requests on `session` sent at once (one write), replies awaited together; each
+    reply and the events between replies are recorded under `r<k>.`."""
+
+    session: str
+    reqs: tuple[tuple[int, Request | bytes | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +237,7 @@ class Handshake:
 Step = (
     Connect
     | Req
+    | Pipeline
     | AwaitEvents
     | AwaitClose
     | Cut
@@ -366,6 +379,8 @@ def _label(step: Step) -> str:
             return f"{s}:{name}" + ("" if path is None else f" {path!r}")
         case Connect(session=s):
             return f"{s}:connect"
+        case Pipeline(session=s, reqs=reqs):
+            return f"{s}:pipeline of {len(reqs)}"
         case AwaitEvents(session=s, count=c):
             return f"{s}:await {c} events"
         case AwaitClose(session=s):
@@ -552,6 +567,9 @@ class _Runner:
                     if closed:
                         self.sessions[name].open = False
                 return unordered
+            case Pipeline(session=name, reqs=reqs):
+                await self._pipeline(name, reqs, out)
+                return False
             case SetWatchesStep(session=name, op=op):
                 s = self.sessions[name]
                 sw: Request
@@ -690,15 +708,72 @@ class _Runner:
             else:
                 before.append(a)
         self._record_events(out, "before", before, unordered)
-        out["reply.xid"] = hdr.xid
-        out["reply.zxid"] = Z(hdr.zxid)
-        out["reply.err"] = _name(Err, hdr.err)
-        if resp is not None:
-            _flatten("reply.body", resp, out)
+        self._record_reply(out, "reply", op, hdr, resp, send_ms, recv_ms)
         self._record_events(out, "reply.then", after, unordered)
+
+    def _record_reply(
+        self,
+        out: dict[str, Raw],
+        prefix: str,
+        op: int,
+        hdr: ReplyHeader,
+        resp: Response | None,
+        send_ms: int,
+        recv_ms: int,
+    ) -> None:
+        out[f"{prefix}.xid"] = hdr.xid
+        out[f"{prefix}.zxid"] = Z(hdr.zxid)
+        out[f"{prefix}.err"] = _name(Err, hdr.err)
+        if resp is not None:
+            _flatten(f"{prefix}.body", resp, out)
         if op in WRITE_OPS and hdr.err == 0 and hdr.zxid > self.max_zxid:
             self.t.windows.setdefault(hdr.zxid, (send_ms, recv_ms))
         self.max_zxid = max(self.max_zxid, hdr.zxid)
+
+    async def _pipeline(
+        self,
+        name: str,
+        reqs: Sequence[tuple[int, Request | bytes | None]],
+        out: dict[str, Raw],
+    ) -> None:
+        s = self.sessions[name]
+        c = s.client
+        if c is None or not s.open or not c.connected:
+            out["pipeline"] = "not-connected"
+            return
+        self._record_events(
+            out,
+            "pending",
+            [a for a in self._take_arrivals(s) if isinstance(a, Notification)],
+            False,
+        )
+        send_ms = _now_ms()
+        futs = [c.send_request(op, body) for op, body in reqs]
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                results = await asyncio.gather(*futs, return_exceptions=True)
+        except TimeoutError:
+            out["pipeline"] = "timeout"
+            return
+        recv_ms = _now_ms()
+        segments: list[list[Notification]] = [[]]
+        for a in self._take_arrivals(s):
+            if isinstance(a, int):
+                segments.append([])
+            else:
+                segments[-1].append(a)
+        for k, ((op, _), res) in enumerate(zip(reqs, results, strict=True)):
+            if k < len(segments):
+                self._record_events(out, f"r{k}.before", segments[k], False)
+            if isinstance(res, BaseException):
+                out[f"r{k}.reply"] = type(res).__name__
+                continue
+            hdr, resp = res
+            self._record_reply(out, f"r{k}.reply", op, hdr, resp, send_ms, recv_ms)
+        if len(segments) > len(reqs):
+            self._record_events(
+                out, "then", [e for seg in segments[len(reqs) :] for e in seg], False
+            )
 
     async def _handshake(self, step: Handshake, out: dict[str, Raw]) -> None:
         sid, passwd = step.session_id, b"\0" * SESSION_PASSWORD_LEN
