@@ -105,3 +105,14 @@ def test_quorum_dial_is_held_until_the_port_opens() -> None:
         if srv is not None:
             srv.shutdown()
             srv.server_close()
+
+
+def test_pairs_between() -> None:
+    from zkref.chaos.proxy import pairs_between
+
+    assert pairs_between([1, 2, 3], [[1], [2, 3]]) == [(1, 2), (1, 3)]
+    assert pairs_between([1, 2, 3, 4, 5], [[1, 2], [3, 4, 5]]) == [
+        (1, 3), (1, 4), (1, 5), (2, 3), (2, 4), (2, 5)
+    ]  # fmt: skip
+    # A member in no group is cut from everyone.
+    assert pairs_between([1, 2, 3], [[1, 2]]) == [(1, 3), (2, 3)]

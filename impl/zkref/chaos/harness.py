@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from zkref.chaos.checker import CheckReport, check_file, render_text
 from zkref.chaos.history import Event, complete_ops, merge_files, read_history
-from zkref.chaos.proxy import LinkProxy
+from zkref.chaos.proxy import LinkProxy, kill_direct_election_links, pairs_between
 from zkref.chaos.timeline import FaultWindow, render_html, render_run_plots
 from zkref.chaos.zookeeper_proc import ApacheZooKeeper
 
@@ -81,6 +81,7 @@ class Target(Protocol):
     def pause(self, sid: int) -> None: ...
     def resume(self, sid: int) -> None: ...
     def partition(self, groups: Sequence[Sequence[int]]) -> None: ...
+    def cut(self, pairs: Sequence[tuple[int, int]]) -> None: ...
     def heal(self) -> None: ...
     def wait_serving(self, sids: list[int], timeout_s: float = 60.0) -> None: ...
 
@@ -91,6 +92,7 @@ class ApacheTarget:
     def __init__(self, size: int, base_dir: Path, *, tick_time_ms: int = 500) -> None:
         self.zk = ApacheZooKeeper(size, base_dir, tick_time_ms=tick_time_ms)
         self.proxy: LinkProxy | None = None
+        self.direct_links_cut: bool | None = None  # None: no cut yet
         if size > 1:
             self.proxy = LinkProxy(self.zk.sids, {s: self.zk.peer_ports(s) for s in self.zk.sids})
             self.zk.route_peers(self.proxy.route)
@@ -129,9 +131,15 @@ class ApacheTarget:
         self.zk.resume(sid)
 
     def partition(self, groups: Sequence[Sequence[int]]) -> None:
+        self.cut(pairs_between(self.sids, groups))
+
+    def cut(self, pairs: Sequence[tuple[int, int]]) -> None:
         if self.proxy is None:
             raise NotImplementedError("a single server has no peer links to cut")
-        self.proxy.partition(groups)
+        self.proxy.block(pairs)
+        self.direct_links_cut = kill_direct_election_links(
+            pairs, lambda sid: self.zk.peer_ports(sid)[1]
+        )
 
     def heal(self) -> None:
         if self.proxy is not None:
@@ -205,6 +213,9 @@ class UnmanagedTarget:
         self._run("resume", sid)
 
     def partition(self, groups: Sequence[Sequence[int]]) -> None:
+        raise NotImplementedError("partitions need a managed target (the harness's proxy)")
+
+    def cut(self, pairs: Sequence[tuple[int, int]]) -> None:
         raise NotImplementedError("partitions need a managed target (the harness's proxy)")
 
     def heal(self) -> None:
@@ -507,10 +518,7 @@ class _Nemesis:
             half = len(rest) // 2
             a, b = rest[:half], rest[half:]
             # The bridge talks to both halves; only links between the halves are cut.
-            proxy = getattr(self.t, "proxy", None)
-            if proxy is None:
-                raise NotImplementedError("bridge needs the link proxy")
-            proxy.block([(x, y) for x in a for y in b])
+            self.t.cut([(min(x, y), max(x, y)) for x in a for y in b])
             self.partitioned = True
             return f"bridge {a}-{bridge}-{b}"
         raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")

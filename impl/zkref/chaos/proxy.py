@@ -8,25 +8,67 @@ Rules:
 - the proxy runs an asyncio loop in a daemon thread of the harness process and is controlled
   from other threads through thread-safe calls; ``stop()`` closes every socket.
 
-Known gap (documented in docs/chaos.md): ZooKeeper's election "connect back" (the higher sid
-drops an incoming election connection from a lower sid and dials the lower sid's *advertised*
-address) bypasses the proxy; quorum (Zab) links are always proxied, so a partitioned member
-cannot follow or lead across the cut.
+ZooKeeper's election "connect back" (the higher sid drops an incoming election connection from a
+lower sid and dials the lower sid's *advertised*, i.e. real, address) bypasses the proxy. Such a
+connection can only be made while the pair is not cut (it is triggered by a dial through the
+proxy), so at cut time ``kill_direct_election_links`` closes the existing ones (``ss -K``, root).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 
 from zkref.chaos.zookeeper_proc import free_ports
 
-__all__ = ["LinkProxy"]
+__all__ = ["LinkProxy", "kill_direct_election_links", "pairs_between"]
 
 Pair = frozenset[int]
+
+
+def pairs_between(sids: Iterable[int], groups: Iterable[Iterable[int]]) -> list[tuple[int, int]]:
+    """The pairs (i < j) that a partition into ``groups`` cuts (a member in no group is alone)."""
+    side = {s: k for k, g in enumerate(groups) for s in g}
+    ss = sorted(sids)
+    return [(i, j) for i in ss for j in ss if i < j and side.get(i, -1 - i) != side.get(j, -1 - j)]
+
+
+def kill_direct_election_links(
+    pairs: Iterable[tuple[int, int]], election_port: Callable[[int], int]
+) -> bool:
+    """Close established TCP connections to the *real* election port of the lower sid of each
+    cut pair (``ss -K``, root only). Those are ZooKeeper's election "connect back" connections,
+    which bypass the proxy; once closed they can only be re-made through the proxy (blocked).
+    Connections of uncut pairs to the same port are closed too and simply re-made. Returns
+    False when this is not possible here (not root, no ``ss``)."""
+    if os.geteuid() != 0 or shutil.which("ss") is None:
+        return False
+    for low in sorted({min(p) for p in pairs}):
+        port = election_port(low)
+        subprocess.run(
+            [
+                "ss",
+                "-K",
+                "-t",
+                "state",
+                "established",
+                "dst",
+                "127.0.0.1",
+                "dport",
+                "=",
+                f":{port}",
+            ],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    return True
 
 
 class LinkProxy:
@@ -152,15 +194,7 @@ class LinkProxy:
 
     def partition(self, groups: Iterable[Iterable[int]]) -> None:
         """Members talk only within their group."""
-        gs = [set(g) for g in groups]
-        side = {s: k for k, g in enumerate(gs) for s in g}
-        pairs = [
-            (i, j)
-            for i in self.sids
-            for j in self.sids
-            if i < j and side.get(i, -1 - i) != side.get(j, -1 - j)
-        ]
-        self.block(pairs)
+        self.block(pairs_between(self.sids, groups))
 
     def heal(self) -> None:
         def do() -> None:
