@@ -289,8 +289,41 @@ def script(a: int, b: int) -> list[tuple[int, int, object]]:
     add(a, OpCode.setData, SetDataRequest("/", b"r", -1))
     add(a, OpCode.getData, GetDataRequest("/", False))
     add(a, OpCode.delete, DeleteRequest("/zookeeper/quota", -1))
-    add(a, OpCode.setACL, SetACLRequest("/zookeeper/quota", READ_ACL_UNSAFE, -1))
+    add(a, OpCode.setACL, SetACLRequest("/zookeeper/quota", (ACL(17, Id("world", "anyone")),), -1))
     add(a, OpCode.create, c("/zookeeper/quota/q", b"", OPEN_ACL_UNSAFE, 0))
+    # quotas (what zkCli's setquota creates): the server keeps zookeeper_stats up to date
+    qz = "/zookeeper/quota"
+    add(a, OpCode.setACL, SetACLRequest(qz, OPEN_ACL_UNSAFE, -1))  # read-only since above
+    for path, data in (
+        ("/q", b"q"),
+        ("/q/x", b"abc"),
+        (qz + "/q", b""),
+        (qz + "/q/zookeeper_limits", b"count=10,bytes=-1=;countHardLimit=5"),
+        (qz + "/q/zookeeper_stats", b"count=0,bytes=0"),
+    ):
+        add(a, OpCode.create, c(path, data, OPEN_ACL_UNSAFE, 0))
+    add(a, OpCode.getData, GetDataRequest(qz + "/q/zookeeper_stats", False))
+    add(a, OpCode.create, c("/q/y", b"12345", OPEN_ACL_UNSAFE, 0))
+    add(a, OpCode.setData, SetDataRequest("/q/x", b"a", -1))
+    add(a, OpCode.delete, DeleteRequest("/q/y", -1))
+    add(a, OpCode.create, c("/q/x/z", None, OPEN_ACL_UNSAFE, 0))
+    add(a, OpCode.getData, GetDataRequest(qz + "/q/zookeeper_stats", False))
+    for path, data in (
+        (qz + "/q/x", b""),
+        (qz + "/q/x/zookeeper_limits", b"count=-1,bytes=100"),
+        (qz + "/q/x/zookeeper_stats", b"count=0,bytes=0"),
+    ):
+        add(a, OpCode.create, c(path, data, OPEN_ACL_UNSAFE, 0))
+    add(a, OpCode.create, c("/q/x/z/w", b"wwww", OPEN_ACL_UNSAFE, 0))
+    add(a, OpCode.create, c("/q/v", b"v", OPEN_ACL_UNSAFE, 0))
+    add(a, OpCode.getData, GetDataRequest(qz + "/q/zookeeper_stats", False))
+    add(a, OpCode.getData, GetDataRequest(qz + "/q/x/zookeeper_stats", False))
+    add(a, OpCode.delete, DeleteRequest(qz + "/q/x/zookeeper_limits", -1))
+    add(a, OpCode.delete, DeleteRequest("/q/x/z/w", -1))
+    add(a, OpCode.setData, SetDataRequest(qz + "/q/zookeeper_stats", b"count=1,bytes=2;zz=7", -1))
+    add(a, OpCode.create, c("/q/u", b"uu", OPEN_ACL_UNSAFE, 0))
+    add(a, OpCode.getData, GetDataRequest(qz + "/q/zookeeper_stats", False))
+    add(a, OpCode.getData, GetDataRequest(qz + "/q/x/zookeeper_stats", False))
     # ip ACLs
     for expr in ("127.0.0.1", "127.0.0.0/8", "10.0.0.0/8", "127.0.0.1/33", "::1"):
         path = "/ip-" + str(len(steps))

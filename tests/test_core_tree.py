@@ -320,3 +320,55 @@ def test_root_cannot_be_created_or_deleted_by_a_txn() -> None:
     assert r.err == Err.NONODE
     root = t.get("/")
     assert root is not None and t.get("") is root and set(root.children) == {"zookeeper"}
+
+
+def test_quota_stats_follow_the_subtree() -> None:
+    t = DataTree()
+    z = iter(range(1, 100))
+
+    def mk(path: str, data: bytes | None = b"") -> None:
+        n = next(z)
+        r = t.apply(hdr(n, OpCode.create), CreateTxn(path, data, OPEN_ACL_UNSAFE, False, -1))
+        assert r.err == 0
+
+    def stats(path: str) -> bytes | None:
+        node = t.get(f"/zookeeper/quota{path}/zookeeper_stats")
+        assert node is not None
+        return node.data
+
+    mk("/q", b"q")
+    mk("/q/x", b"abc")
+    mk("/zookeeper/quota/q")
+    mk("/zookeeper/quota/q/zookeeper_limits", b"count=10,bytes=-1")
+    mk("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0")
+    assert stats("/q") == b"count=2,bytes=4"  # recomputed when the stats node appears
+    mk("/q/y", b"12345")
+    assert stats("/q") == b"count=3,bytes=9"
+    t.apply(hdr(next(z), OpCode.setData), SetDataTxn("/q/x", b"a", 1))
+    assert stats("/q") == b"count=3,bytes=7"
+    t.apply(hdr(next(z), OpCode.delete), DeleteTxn("/q/y"))
+    assert stats("/q") == b"count=2,bytes=2"
+    node = t.get("/zookeeper/quota/q/zookeeper_stats")
+    assert node is not None and node.version == 0 and node.stat().data_length == 15
+    mk("/other", b"zz")  # outside the quota
+    assert stats("/q") == b"count=2,bytes=2"
+    t.apply(
+        hdr(next(z), OpCode.setData), SetDataTxn("/zookeeper/quota/q/zookeeper_stats", b"x;k=1", 1)
+    )
+    mk("/q/w")  # unparsable stats are left alone
+    assert stats("/q") == b"x;k=1"
+    t.apply(
+        hdr(next(z), OpCode.setData),
+        SetDataTxn("/zookeeper/quota/q/zookeeper_stats", b"count=1,bytes=2;zz=7", 2),
+    )
+    mk("/q/v", b"vv")
+    assert stats("/q") == b"count=2,bytes=4=;zz=7"
+    # a snapshot load recomputes the stats
+    rows = [(p, n.data, n.acl, n.stat_persisted()) for p, n in t.export_nodes()]
+    u = DataTree.from_nodes(rows, t.last_processed_zxid)
+    stat_node = u.get("/zookeeper/quota/q/zookeeper_stats")
+    assert stat_node is not None and stat_node.data == b"count=4,bytes=4"
+    # removing the limits node ends the tracking
+    u.apply(hdr(90, OpCode.delete), DeleteTxn("/zookeeper/quota/q/zookeeper_limits"))
+    u.apply(hdr(91, OpCode.create), CreateTxn("/q/late", b"late", OPEN_ACL_UNSAFE, False, -1))
+    assert stat_node.data == b"count=4,bytes=4"

@@ -15,12 +15,19 @@ Rules:
   `reapable` never walks the tree;
 - the root is also reachable as "" (ZooKeeper keeps both keys; `node_count` counts both);
 - `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config` exist from the start with all-zero stats;
-  /zookeeper/config is READ-only for world with aversion -1 (set through setACL(version=-1)).
+  /zookeeper/config is READ-only for world with aversion -1 (set through setACL(version=-1));
+- quotas: a `zookeeper_limits` node under /zookeeper/quota/<path> puts <path> under quota; the
+  server rewrites /zookeeper/quota/<path>/zookeeper_stats ("count=..,bytes=..") in place (no
+  version or mzxid change) on every create/delete/setData below the deepest quota path, and
+  recomputes it when the stats node is created or a snapshot is loaded;
+- children and session ephemerals iterate in the order ZooKeeper's java.util.HashSet would
+  (`java_set_order`), so listings, closeSession deletes and their watch events come out alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -384,6 +391,7 @@ class DataTree:
         "_containers",
         "_ephemerals",
         "_nodes",
+        "_quotas",
         "_ttls",
         "extended_types_enabled",
         "last_processed_zxid",
@@ -398,6 +406,8 @@ class DataTree:
         self._ephemerals: dict[int, JavaHashSet] = {}
         self._containers: set[str] = set()
         self._ttls: set[str] = set()
+        # paths with a quota (a zookeeper_limits node under /zookeeper/quota): ZooKeeper's pTrie
+        self._quotas: set[str] = set()
         root = self._system_node(OPEN_ACL_UNSAFE)
         self._nodes[""] = root
         self._nodes["/"] = root
@@ -552,6 +562,7 @@ class DataTree:
         if "/" not in tree._nodes:
             raise ValueError("snapshot has no root")
         tree.last_processed_zxid = last_processed_zxid
+        tree._setup_quota()
         tree._approx_size = tree._full_data_size()
         return tree
 
@@ -758,6 +769,17 @@ class DataTree:
         self._nodes[path] = node
         self._approx_size += len(path) + (len(data) if data is not None else 0)
         self._index_add(path, node)
+        if parent_name.startswith(QUOTA_PATH):
+            if child_name == _LIMIT_NODE:
+                real = parent_name[len(QUOTA_PATH) :]
+                if real:
+                    self._quotas.add(real)
+            elif child_name == _STAT_NODE:
+                self._update_quota_for_path(parent_name[len(QUOTA_PATH) :])
+        if self._quotas:
+            prefix = self._quota_prefix(path)
+            if prefix is not None:
+                self._update_quota_stat(prefix, len(data) if data is not None else 0, 1)
         triggers.append(Trigger(path, EventType.NodeCreated))
         triggers.append(Trigger(parent_name or "/", EventType.NodeChildrenChanged))
         return node
@@ -779,6 +801,12 @@ class DataTree:
             raise _TxnError(Err.NONODE)
         self._approx_size -= len(path) + (len(node.data) if node.data is not None else 0)
         self._index_remove(path, node)
+        if path[slash + 1 :] == _LIMIT_NODE and parent_name.startswith(SYSTEM_PATH):
+            self._quotas.discard(parent_name[len(QUOTA_PATH) :])
+        if self._quotas:
+            prefix = self._quota_prefix(path)
+            if prefix is not None:
+                self._update_quota_stat(prefix, -len(node.data) if node.data is not None else 0, -1)
         triggers.append(Trigger(path, EventType.NodeDeleted))
         triggers.append(Trigger(parent_name or "/", EventType.NodeChildrenChanged))
 
@@ -800,11 +828,67 @@ class DataTree:
         node.mzxid = zxid
         node.version = version
         node._stat = None
-        self._approx_size += (len(data) if data is not None else 0) - (
-            len(old) if old is not None else 0
-        )
+        diff = (len(data) if data is not None else 0) - (len(old) if old is not None else 0)
+        self._approx_size += diff
+        if self._quotas:
+            prefix = self._quota_prefix(path)
+            if prefix is not None:
+                self._update_quota_stat(prefix, diff, 0)
         triggers.append(Trigger(path, EventType.NodeDataChanged))
         return node.stat()
+
+    # --- quotas (ZooKeeper: DataTree.updateQuotaStat / updateQuotaForPath / setupQuota) ------
+
+    def _quota_prefix(self, path: str) -> str | None:
+        """PathTrie.findMaxPrefix: the deepest quota path that is `path` or an ancestor."""
+        found: str | None = None
+        prefix = ""
+        for part in path.split("/"):
+            if part:
+                prefix = prefix + "/" + part
+                if prefix in self._quotas:
+                    found = prefix
+        return found
+
+    def _update_quota_stat(self, prefix: str, bytes_diff: int, count_diff: int) -> None:
+        # The stats node's data is rewritten in place: no version, mzxid or size-cache change.
+        node = self._nodes.get(QUOTA_PATH + prefix + "/" + _STAT_NODE)
+        if node is None:
+            return
+        stats = _parse_stats(node.data)
+        if stats is None:
+            return  # ZooKeeper would fail on unparsable stats; leave them alone
+        stats["count"] = stats.get("count", -1) + count_diff
+        stats["bytes"] = stats.get("bytes", -1) + bytes_diff
+        node.data = _format_stats(stats)
+        node._stat = None
+
+    def _update_quota_for_path(self, path: str) -> None:
+        count = size = 0
+        stack = [path]
+        while stack:  # DataTree.getCounts: the node itself and every descendant
+            at = stack.pop()
+            node = self._nodes.get(at)
+            if node is None:
+                continue
+            count += 1
+            size += len(node.data) if node.data is not None else 0
+            stack.extend(at + "/" + child for child in node.children)
+        node = self._nodes.get(QUOTA_PATH + path + "/" + _STAT_NODE)
+        if node is not None:
+            node.data = _format_stats({"count": count, "bytes": size})
+            node._stat = None
+
+    def _setup_quota(self) -> None:
+        """After a snapshot load: every leaf zookeeper_limits node under /zookeeper/quota names a
+        quota path, whose stats are recomputed."""
+        end = "/" + _LIMIT_NODE
+        for path, node in list(self._nodes.items()):
+            if path.startswith(QUOTA_PATH + "/") and path.endswith(end) and not node.children:
+                real = path[len(QUOTA_PATH) : path.index(end)]
+                if real:
+                    self._update_quota_for_path(real)
+                    self._quotas.add(real)
 
     def _kill_session(
         self, session_id: int, zxid: int, in_txn: tuple[str, ...] | None, triggers: list[Trigger]
@@ -846,6 +930,41 @@ class DataTree:
                 continue
             results.append(_multi_result(t, body))
         return MultiResponse(tuple(results))
+
+
+_LIMIT_NODE = "zookeeper_limits"
+_STAT_NODE = "zookeeper_stats"
+
+
+def _parse_stats(data: bytes | None) -> dict[str, int] | None:
+    """StatsTrack(String): "count=1,bytes=2=;countHardLimit=5" -> {count: 1, bytes: 2, ...}."""
+    out: dict[str, int] = {}
+    text = (data or b"").decode("utf-8", "replace")
+    if not text:
+        return out
+    pairs = re.split("[,;]+", text)
+    while pairs and pairs[-1] == "":
+        pairs.pop()  # Java's split drops trailing empty strings
+    for pair in pairs:
+        kv = pair.split("=")
+        while kv and kv[-1] == "":
+            kv.pop()
+        if len(kv) < 2:
+            return None
+        try:
+            out[kv[0]] = int(kv[1] or "-1")
+        except ValueError:
+            return None
+    return out
+
+
+def _format_stats(stats: dict[str, int]) -> bytes:
+    """StatsTrack.toString: count and bytes first; other keys sorted after an extra "="."""
+    text = f"count={stats.get('count', -1)},bytes={stats.get('bytes', -1)}"
+    extra = sorted(k for k in stats if k not in ("count", "bytes"))
+    if extra:
+        text += "=" + "".join(f";{k}={stats[k]}" for k in extra)
+    return text.encode("utf-8")
 
 
 def _multi_result(t: int, body: object | None) -> tuple[int, MultiOpResult]:
