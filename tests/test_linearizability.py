@@ -303,3 +303,28 @@ def test_two_outstanding_ops_in_one_process_is_malformed() -> None:
     b.add(0, "write", "/k", 5, 10, value="b", out_version=1)
     with pytest.raises(HistoryError):
         check(b.build())
+
+
+def test_merge_keeps_each_process_order_on_equal_times(tmp_path: Path) -> None:
+    from zkref.chaos.history import Event, EventType, merge_files
+
+    def ev(p: int, t: EventType, f: str, time_ns: int) -> str:
+        value = "a" if f == "create" else None
+        return Event(
+            index=-1, process=p, type=t, f=f, path="/k", time=time_ns, value=value
+        ).to_json()
+
+    # Same nanosecond for p0's completion and its next invoke, and for p1's invoke.
+    w0 = [ev(0, "invoke", "create", 1), ev(0, "ok", "create", 5)]
+    w0 += [ev(0, "invoke", "sync", 5), ev(0, "ok", "sync", 6)]
+    (tmp_path / "w0.ndjson").write_text("\n".join(w0) + "\n")
+    (tmp_path / "w1.ndjson").write_text(ev(1, "invoke", "sync", 5) + "\n" + ev(1, "ok", "sync", 5))
+    out = tmp_path / "h.ndjson"
+    n = merge_files([tmp_path / "w0.ndjson", tmp_path / "w1.ndjson"], out, {"source": "test"})
+    assert n == 6
+    h = read_history(out)
+    assert [e.index for e in h.events] == list(range(6))
+    assert h.header["source"] == "test"
+    p0 = [(e.type, e.f) for e in h.events if e.process == 0]
+    assert p0 == [("invoke", "create"), ("ok", "create"), ("invoke", "sync"), ("ok", "sync")]
+    assert check(h).valid is True  # pairs cleanly: no "two outstanding ops"

@@ -192,13 +192,15 @@ def _event_fields(e: Event) -> dict[str, Any]:
 
 def merge_files(parts: Iterable[Path], out_path: Path, header: dict[str, Any]) -> int:
     """Merge per-process event files into one history ordered by (time, process); returns count."""
-    events: list[Event] = []
-    for p in parts:
+    keyed: list[tuple[int, int, int, Event]] = []
+    for file_no, p in enumerate(parts):
         if p.exists():
-            events.extend(read_history(p).events)
-    # Stable on ties: an invoke recorded at the same ns as another's completion stays after it
-    # only if it was written after it by the same process; across processes ties are concurrent.
-    events.sort(key=lambda e: (e.time, e.process, 0 if e.type == "invoke" else 1, e.index))
+            for line_no, e in enumerate(read_history(p).events):
+                keyed.append((e.time, file_no, line_no, e))
+    # Ties in time keep each file's own order: one process's events live in one file, in the
+    # order it recorded them; across files equal times just mean concurrent.
+    keyed.sort(key=lambda k: (k[0], k[1], k[2]))
+    events = [k[3] for k in keyed]
     with open(out_path, "w", encoding="utf-8") as fh:
         w = HistoryWriter(fh, header)
         for e in events:
