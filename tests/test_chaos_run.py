@@ -171,3 +171,43 @@ def _no_children_named(needle: str) -> bool:
         if ppid == me and needle in cmdline:
             return False
     return True
+
+
+@needs_zk
+@pytest.mark.zookeeper
+@pytest.mark.slow
+def test_unmanaged_ensemble_with_fault_commands(tmp_path: Path) -> None:
+    """--connect: the harness does not run the servers; faults are shell commands from a JSON
+    config (here SIGSTOP/SIGCONT by pid file); partitions are skipped, not faked."""
+    from zkref.chaos.zookeeper_proc import ApacheZooKeeper
+
+    with ApacheZooKeeper(1, tmp_path / "zk") as zk:
+        zk.start()
+        pid = zk.pid(1)
+        (tmp_path / "pid1").write_text(f"{pid}\n")
+        faults_cfg = {
+            "members": [1],
+            "leader": "echo 1",
+            "pause": f"sh -c 'kill -STOP $(cat {tmp_path}/pid{{sid}})'",
+            "resume": f"sh -c 'kill -CONT $(cat {tmp_path}/pid{{sid}})'",
+        }
+        (tmp_path / "faults.json").write_text(json.dumps(faults_cfg))
+        log: list[str] = []
+        cfg = RunConfig(
+            out_dir=tmp_path / "report",
+            connect=zk.connect_string,
+            faults_config=str(tmp_path / "faults.json"),
+            clients=2,
+            keys=2,
+            duration_s=9,
+            faults=("pause-leader", "isolate-leader"),
+            fault_duration_s=2,
+            quiet_s=1,
+        )
+        res = run(cfg, log=log.append)
+        assert zk.is_running(1) and not zk.is_paused(1)
+        assert zk.mode(1) == "standalone"  # resumed by the config's command
+    assert res.report.valid is True, (res.report.to_json(), log)
+    labels = [label for _, _, label in res.faults]
+    assert labels and all(lbl == "pause-leader 1" for lbl in labels), log
+    assert any(line.startswith("skip isolate-leader") for line in log), log
