@@ -973,3 +973,39 @@ def test_stats_and_dumps() -> None:
     assert h.core.watches_by_path() == {"/e": (h.core.stats().session_of[2],)}
     h.commit()
     assert h.core.stats().outstanding == 0
+
+
+# =================================================================================================
+# malformed bodies (the shell could decode the header but not the body)
+# =================================================================================================
+
+
+def test_malformed_write_takes_a_zxid_and_answers_marshalling_error() -> None:
+    h = H()
+    sid = h.connect(1)
+    effects = h.core.receive_malformed(1, RequestHeader(5, int(OpCode.create)), 7)
+    assert effects == [
+        Persist(TxnHeader(sid, 5, 2, 7, int(OpCode.error)), ErrorTxn(int(Err.MARSHALLINGERROR)))
+    ]
+    assert h.commit() == [Reply(1, 5, 2, int(Err.MARSHALLINGERROR), None)]
+    # the connection stays usable
+    assert h.req(1, 6, OpCode.exists, ExistsRequest("/", False))[0].err == 0  # type: ignore[union-attr]
+
+
+def test_malformed_read_keeps_its_place_behind_pending_writes() -> None:
+    h = H()
+    h.connect(1)
+    h.write(1, 1, OpCode.create, CreateRequest("/a", b"", OPEN_ACL, 0))
+    assert h.core.receive_malformed(1, RequestHeader(2, int(OpCode.getData)), 0) == []
+    assert h.commit() == [
+        Reply(1, 1, 2, 0, CreateResponse("/a")),
+        Reply(1, 2, 2, int(Err.MARSHALLINGERROR), None),
+    ]
+    assert h.zxid == 2  # a malformed read takes no zxid
+
+
+def test_malformed_request_before_handshake_closes() -> None:
+    h = H()
+    h.open(1)
+    effects = h.core.receive_malformed(1, RequestHeader(1, int(OpCode.getData)), 0)
+    assert [type(e) for e in effects] == [Close]

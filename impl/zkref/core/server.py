@@ -64,6 +64,7 @@ from zkref.wire.records import (
     ConnectRequest,
     ConnectResponse,
     ErrorResponse,
+    ErrorTxn,
     ExistsRequest,
     GetACLRequest,
     GetAllChildrenNumberRequest,
@@ -508,6 +509,51 @@ class ServerCore:
         # UnimplementedRequestProcessor: answer, then close the connection
         out = [self._reply(c, hdr.xid, -1, int(Err.UNIMPLEMENTED), None)]
         self._close(c, f"unimplemented opcode {op}", out)
+        return out
+
+    def receive_malformed(self, conn: int, hdr: RequestHeader, now_ms: int) -> list[Effect]:
+        """A request whose body did not decode. ZooKeeper keeps the connection and answers
+        MarshallingError; a write still takes a zxid (PrepRequestProcessor logs an ErrorTxn for
+        it), a read does not. Either way the answer keeps its place in the session's order."""
+        c = self._conns.get(conn)
+        if c is None:
+            return []
+        out: list[Effect] = []
+        if c.state == _NEW or hdr.type == _AUTH:
+            # no session to answer on / a broken auth packet: ZooKeeper drops the connection
+            self._close(c, "malformed packet", out)
+            return out
+        c.received += 1
+        self.packets_received += 1
+        sid = c.session_id
+        if not self.sessions.touch(sid, c.timeout_ms, now_ms):
+            return []
+        if hdr.type in _WRITE_OPS and hdr.type != OpCode.closeSession:
+            zxid = self._last_zxid + 1
+            txn_hdr = TxnHeader(sid, hdr.xid, zxid, now_ms, int(OpCode.error))
+            entry = self._hand_out(
+                _Inflight(
+                    _K_REQUEST,
+                    txn_hdr,
+                    ErrorTxn(int(Err.MARSHALLINGERROR)),
+                    c.conn,
+                    hdr.xid,
+                    hdr.type,
+                    sid,
+                    now_ms,
+                )
+            )
+            q = self._queues.get(sid)
+            if q is None:
+                self._queues[sid] = deque((entry,))
+            else:
+                q.append(entry)
+            return [Persist(txn_hdr, entry.txn)]
+        q = self._queues.get(sid)
+        if q is not None:
+            q.append(_Queued(conn, hdr.xid, _MALFORMED, None, c.auth, now_ms))
+        else:
+            self._serve(c, hdr.xid, _MALFORMED, None, c.auth, now_ms, out)
         return out
 
     def _write(self, c: _Conn, xid: int, op: int, body: object | None, now_ms: int) -> list[Effect]:

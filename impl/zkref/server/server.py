@@ -30,10 +30,12 @@ from zkref.server.config import ZooCfg
 from zkref.server.purge import purge
 from zkref.server.storage import FileTxnSnapLog, StorageError
 from zkref.wire import codec
+from zkref.wire.records import RequestHeader
 
 log = logging.getLogger("zkref.server")
 
 _LEN = struct.Struct(">i")
+_XID_OP = struct.Struct(">ii")
 
 
 class _Conn(asyncio.Protocol):
@@ -115,9 +117,15 @@ class _Conn(asyncio.Protocol):
             except codec.UnknownOpCode as e:
                 hdr, body = e.header, None
             except codec.DecodeError as e:
-                log.warning("closing %s:%d: malformed request: %s", *self.peer, e)
-                self.abort()
-                break
+                if len(frame) < 8:  # not even a RequestHeader
+                    log.warning("closing %s:%d: malformed request: %s", *self.peer, e)
+                    self.abort()
+                    break
+                # ZooKeeper answers MarshallingError and keeps the connection.
+                log.info("malformed request from %s:%d: %s", *self.peer, e)
+                xid, op = _XID_OP.unpack_from(frame)
+                server.core_call(core.receive_malformed, cid, RequestHeader(xid, op), now, conn=cid)
+                continue
             try:
                 effects = core.receive_request(cid, hdr, body, now)
             except Exception:
