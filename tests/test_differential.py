@@ -241,7 +241,7 @@ def sc_create_modes(b: str) -> list[Step]:
         ttl(f"{b}/ttl", 10_000),
         exists(f"{b}/e"),
         get(f"{b}/p"),
-        get(f"{b}/es2-0000000006"),
+        get(f"{b}/es2-0000000008"),
         ls2(b),
     ]
 
