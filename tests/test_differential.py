@@ -975,6 +975,35 @@ def sc_client_sends_create_session(b: str) -> list[Step]:
     ]
 
 
+def _s(path: str) -> bytes:
+    raw = path.encode()
+    return len(raw).to_bytes(4, "big") + raw
+
+
+MALFORMED: tuple[tuple[str, int, bytes], ...] = (
+    ("getData empty body", OpCode.getData, b""),
+    ("getData truncated path", OpCode.getData, b"\x00\x00\x00\x10/ab"),
+    ("getData no watch byte", OpCode.getData, _s("/")),
+    ("getData trailing bytes", OpCode.getData, _s("/") + b"\x00extra"),
+    ("exists negative path length", OpCode.exists, b"\xff\xff\xff\xfe\x00"),
+    ("create truncated acl", OpCode.create, _s("/mal") + b"\x00\x00\x00\x00\x00\x00\x00\x05"),
+    ("setData no version", OpCode.setData, _s("/") + b"\x00\x00\x00\x00"),
+    ("delete empty body", OpCode.delete, b""),
+    ("multi truncated", OpCode.multi, b"\x00\x00\x00\x01\x00"),
+    ("getChildren2 invalid utf-8", OpCode.getChildren2, b"\x00\x00\x00\x02/\xff\x00"),
+    ("whoAmI with a body", OpCode.whoAmI, b"\x00\x00\x00\x01"),
+)
+
+
+def sc_malformed_bodies(b: str) -> list[Step]:
+    steps: list[Step] = [Connect("a"), create(b)]
+    for i, (_, op, body) in enumerate(MALFORMED):
+        s = f"m{i}"
+        steps += [Connect(s), Req(op, body, s), exists(b, s=s), Reclaim(s)]
+    steps += [exists(b), exists("/mal")]
+    return steps
+
+
 BAD_PATHS = (
     "",
     "relative",
@@ -1173,6 +1202,7 @@ CASES: dict[str, Case] = {
         "with a new zxid and keeps the connection open; zkref answers Unimplemented (zxid -1) "
         "and closes the connection",
     ),
+    "malformed_bodies": Case(sc_malformed_bodies),
     "invalid_paths": Case(sc_invalid_paths),
     "root_and_system": Case(sc_root_and_system),
     "maxbuffer": Case(sc_maxbuffer),
