@@ -191,11 +191,6 @@ def assert_still_serving(server: StandaloneServer) -> None:
         assert not bad, f"zkref logged an internal error:\n{proc.log_tail(60)}"
 
 
-def xfail_on_zkref(request: pytest.FixtureRequest, server: StandaloneServer, reason: str) -> None:
-    if server.kind == "zkref":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"zkref bug: {reason}"))
-
-
 @pytest.fixture(scope="module", params=KINDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -246,14 +241,8 @@ def test_malformed_body_is_refused_and_server_survives(server: StandaloneServer,
 
 @pytest.mark.parametrize("case", list(MALFORMED_BODIES))
 def test_malformed_body_answers_marshalling_error_like_zookeeper(
-    request: pytest.FixtureRequest, server: StandaloneServer, case: str
+    server: StandaloneServer, case: str
 ) -> None:
-    xfail_on_zkref(
-        request,
-        server,
-        "a known opcode with a malformed body closes the connection; ZooKeeper 3.8 answers "
-        "ReplyHeader(xid, lastZxid, MarshallingError -5) and keeps the connection usable",
-    )
     xid, op, body = MALFORMED_BODIES[case]
     with session(server.port) as raw:
         assert raw.call(xid, op, body) == Answer(xid, Err.MARSHALLINGERROR)
@@ -334,15 +323,8 @@ def test_unknown_opcode_answers_unimplemented(server: StandaloneServer, case: st
 
 
 @pytest.mark.parametrize("case", list(UNKNOWN_OPS))
-def test_unknown_opcode_then_closed_like_zookeeper(
-    request: pytest.FixtureRequest, server: StandaloneServer, case: str
-) -> None:
-    xfail_on_zkref(
-        request,
-        server,
-        "after answering Unimplemented zkref keeps the connection open; ZooKeeper 3.8 closes it "
-        "(UnimplementedRequestProcessor ends with cnxn.sendCloseSession())",
-    )
+def test_unknown_opcode_then_closed_like_zookeeper(server: StandaloneServer, case: str) -> None:
+    """UnimplementedRequestProcessor ends with cnxn.sendCloseSession(): the connection goes."""
     xid, op, body = UNKNOWN_OPS[case]
     with session(server.port) as raw:
         assert raw.call(xid, op, body) == Answer(xid, Err.UNIMPLEMENTED)
