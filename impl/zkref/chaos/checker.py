@@ -190,11 +190,16 @@ def check_linearizable_writes(
             unknown.append(key)
         elif res.ok is False:
             assert res.culprit is not None
-            window, states = minimal_window(renum, res.culprit)
+            window, states, proven = minimal_window(renum, res.culprit)
             msg = (
                 f"{key}: no linearization of {len(renum)} ops gets past "
-                f"[{res.culprit.invoke_index}] {res.culprit.describe()}; these {len(window)} ops "
-                f"cannot be linearized from any of the {len(states)} states the znode was seen in"
+                f"[{res.culprit.invoke_index}] {res.culprit.describe()}; "
+                + (
+                    f"these {len(window)} ops cannot be linearized from any of the "
+                    f"{len(states)} states the znode was seen in"
+                    if proven
+                    else f"the {len(window)} ops before it (no shorter self-contained window found)"
+                )
             )
             violations.append(Violation(key=key, message=msg, ops=window, culprit=res.culprit))
     n_ops = sum(len(v) for v in per_key.values())

@@ -15,6 +15,7 @@ Rules:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -162,8 +163,12 @@ def check_register(
     init: RegisterState = ABSENT,
     *,
     budget: int = 5_000_000,
+    cache: set[tuple[int, RegisterState]] | None = None,
 ) -> LinResult:
     """Is there a linearization of ``ops`` (one znode) starting from ``init``?
+
+    ``cache`` may be shared between calls on the *same* ``ops`` from different initial states:
+    a (linearized set, state) pair that led nowhere from one start leads nowhere from any.
 
     Depth-first over "which op takes effect next": the candidates at each level are the calls
     before the earliest pending return (Wing & Gong), completed ops first and ``info`` ops last
@@ -176,7 +181,8 @@ def check_register(
     remaining = sum(1 for o in ops if o.ret is not None)
     state = init
     linearized = 0
-    cache: set[tuple[int, RegisterState]] = set()
+    if cache is None:
+        cache = set()
     # Frame: (candidates at this level, index being tried, state before it).
     frames: list[tuple[list[_Node], int, RegisterState]] = []
     explored = 0
@@ -270,16 +276,22 @@ def candidate_states(ops: Sequence[Op]) -> list[RegisterState]:
 
 
 def _window_fails(window: Sequence[Op], states: Sequence[RegisterState], budget: int) -> bool:
+    cache: set[tuple[int, RegisterState]] = set()
     for s in states:
-        r = check_register(window, s, budget=budget)
+        r = check_register(window, s, budget=budget, cache=cache)
         if r.ok is not False:
             return False
     return True
 
 
 def minimal_window(
-    ops: Sequence[Op], culprit: Op, *, budget: int = 200_000
-) -> tuple[list[Op], list[RegisterState]]:
+    ops: Sequence[Op],
+    culprit: Op,
+    *,
+    budget: int = 200_000,
+    max_starts: int = 300,
+    time_limit_s: float = 20.0,
+) -> tuple[list[Op], list[RegisterState], bool]:
     """A short stretch of time ending at ``culprit``'s return whose operations cannot be
     linearized from *any* state the znode was observed in.
 
@@ -287,8 +299,13 @@ def minimal_window(
     that returned later are cut short to "pending", which only adds freedom). t0 moves back one
     call at a time until the window fails; then observations (reads, failed ops) the failure
     does not depend on are dropped. Writes are never dropped: removing one could invent a
-    contradiction the real history does not have. Returns (window ordered by call, states tried).
+    contradiction the real history does not have.
+
+    Returns (window ordered by call, states tried, proven). If no refutable window is found within
+    ``max_starts`` start times / ``time_limit_s``, the last ``max_starts`` ops up to the culprit
+    are returned with proven=False (the whole-history verdict stands; only the window is loose).
     """
+    t_stop = time.monotonic() + time_limit_s
     assert culprit.ret is not None
     end = culprit.ret
     upto = [o for o in ops if o.call <= end]
@@ -296,18 +313,42 @@ def minimal_window(
     states = candidate_states(ops)
     starts = sorted({o.call for o in upto if o.call <= culprit.call}, reverse=True)
     window: list[Op] | None = None
-    for t0 in starts:
-        cand = sorted(
+
+    def window_at(k: int) -> list[Op]:
+        t0 = starts[k]
+        return sorted(
             (o for o in trimmed if o.ret is None or o.ret >= t0), key=lambda o: (o.call, o.id)
         )
-        if _window_fails(cand, states, budget):
-            window = cand
+
+    # Galloping then bisection over how far back the window starts: a window that fails keeps
+    # failing when it grows (more constraints, same ops at its end), so the shortest failing one
+    # is found in O(log n) searches instead of one per start time.
+    lo, hi = -1, None  # starts[lo] known not to fail (lo=-1: none tried); starts[hi] fails
+    k = 0
+    while k < min(len(starts), max_starts) and time.monotonic() <= t_stop:
+        if _window_fails(window_at(k), states, budget):
+            hi = k
             break
+        lo = k
+        k = 2 * k + 1
+    if hi is None and lo < len(starts) - 1 and len(starts) <= max_starts:
+        last = len(starts) - 1
+        if _window_fails(window_at(last), states, budget):
+            hi = last
+    if hi is not None:
+        while hi - lo > 1 and time.monotonic() <= t_stop:
+            mid = (lo + hi) // 2
+            if _window_fails(window_at(mid), states, budget):
+                hi = mid
+            else:
+                lo = mid
+        window = window_at(hi)
+    originals = {o.id: o for o in upto}
     if window is None:
-        # Not refutable without the true initial state: the whole prefix is the witness.
-        return sorted(trimmed, key=lambda o: (o.call, o.id)), [ABSENT]
+        tail = sorted(upto, key=lambda o: (o.call, o.id))[-max_starts:]
+        return tail, states, False
     i = 0
-    while i < len(window):
+    while i < len(window) and time.monotonic() <= t_stop:
         o = window[i]
         droppable = o.id != culprit.id and (
             o.f in ("read", "final-read", "sync") or o.status == "fail"
@@ -319,8 +360,7 @@ def minimal_window(
                 continue
         i += 1
     # Report the ops as recorded (not the trimmed copies).
-    originals = {o.id: o for o in upto}
-    return [originals[o.id] for o in window], states
+    return [originals[o.id] for o in window], states, True
 
 
 def _pending(op: Op) -> Op:
