@@ -26,6 +26,7 @@ from support.differential import (
     Connect,
     Cut,
     Handshake,
+    Move,
     Pipeline,
     Raw,
     Reattach,
@@ -882,6 +883,40 @@ def sc_handshakes(b: str) -> list[Step]:
     ]
 
 
+def sc_session_moved(b: str) -> list[Step]:
+    return [
+        Connect("a"),
+        Connect("w"),
+        create(b),
+        create(f"{b}/e", flags=EPHEMERAL),
+        get(f"{b}/e", True),
+        exists(f"{b}/e", True, s="w"),
+        Move("a"),
+        exists(f"{b}/e", s="a.old"),
+        set_(f"{b}/e", b"watch moved?", s="w"),
+        exists(f"{b}/e"),
+        create(f"{b}/e2", flags=EPHEMERAL),
+        ephemerals(b),
+        close("a"),
+        ls2(b, s="w"),
+    ]
+
+
+def sc_handshake_variants(b: str) -> list[Step]:
+    return [
+        Connect("a"),
+        create(b),
+        Handshake("no readOnly byte", send_read_only_byte=False),
+        Handshake("readOnly requested", read_only=True),
+        Handshake("zero timeout", timeout_ms=0),
+        Handshake("short password", passwd_len=4),
+        Handshake("own session, no readOnly byte", session_of="a", send_read_only_byte=False),
+        exists(b),
+        Handshake("own session, wrong password", session_of="a", passwd="wrong"),
+        exists(b),
+    ]
+
+
 def sc_ephemerals_allchildren(b: str) -> list[Step]:
     return [
         Connect("a"),
@@ -1192,6 +1227,8 @@ CASES: dict[str, Case] = {
     "session_close": Case(sc_session_close),
     "session_expiry": Case(sc_session_expiry),
     "handshakes": Case(sc_handshakes),
+    "handshake_variants": Case(sc_handshake_variants),
+    "session_moved": Case(sc_session_moved),
     "ephemerals_allchildren": Case(sc_ephemerals_allchildren),
     "whoami_auth": Case(sc_whoami_auth),
     "disabled_and_unknown_ops": Case(sc_disabled_and_unknown_ops),

@@ -83,6 +83,7 @@ __all__ = [
     "Cut",
     "Handshake",
     "Mismatch",
+    "Move",
     "Pipeline",
     "Raw",
     "Reattach",
@@ -232,6 +233,17 @@ class Handshake:
     session_id: int = 0
     last_zxid: Literal["zero", "ahead"] = "zero"
     timeout_ms: int = 10_000
+    read_only: bool = False
+    send_read_only_byte: bool = True
+    passwd_len: int = SESSION_PASSWORD_LEN
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Re-attach `session` on a second connection while its first is still open (the server
+    closes the first); later steps on `session` use the new connection."""
+
+    session: str
 
 
 Step = (
@@ -244,6 +256,7 @@ Step = (
     | Reattach
     | SetWatchesStep
     | Reclaim
+    | Move
     | Abandon
     | Handshake
 )
@@ -395,6 +408,8 @@ def _label(step: Step) -> str:
             return f"{s}:abandon"
         case Reclaim(session=s):
             return f"{s}:reclaim"
+        case Move(session=s):
+            return f"{s}:move to a new connection"
         case Handshake(label=lbl):
             return f"handshake {lbl}"
 
@@ -648,6 +663,29 @@ class _Runner:
                     out["conn"] = "closed" if await self._wait_closed(s, CLOSE_WAIT_S) else "open"
                     s.open = False
                 return False
+            case Move(session=name):
+                s = self.sessions[name]
+                old = s
+                c = await self._connect(
+                    self.port,
+                    timeout_ms=s.timeout_ms,
+                    session_id=s.session_id,
+                    passwd=s.passwd,
+                    out=out,
+                    prefix="connect",
+                )
+                old_closed = await self._wait_closed(old, CLOSE_WAIT_S)
+                out["old.conn"] = "closed" if old_closed else "open"
+                old.open = not old_closed
+                self.sessions[name] = _Session(
+                    c,
+                    session_id=s.session_id,
+                    passwd=s.passwd,
+                    timeout_ms=s.timeout_ms,
+                    open=c is not None,
+                )
+                self.sessions[f"{name}.old"] = old
+                return False
             case Abandon(session=name):
                 s = self.sessions[name]
                 if s.client is not None:
@@ -776,13 +814,21 @@ class _Runner:
             )
 
     async def _handshake(self, step: Handshake, out: dict[str, Raw]) -> None:
-        sid, passwd = step.session_id, b"\0" * SESSION_PASSWORD_LEN
+        sid, passwd = step.session_id, b"\0" * step.passwd_len
         if step.session_of is not None:
             s = self.sessions[step.session_of]
             sid = s.session_id
             passwd = s.passwd if step.passwd == "own" else bytes(16 - len(b"wrong")) + b"wrong"
         last = self.max_zxid + 1_000_000 if step.last_zxid == "ahead" else 0
-        req = ConnectRequest(PROTOCOL_VERSION, last, step.timeout_ms, sid, passwd, False)
+        req = ConnectRequest(
+            PROTOCOL_VERSION,
+            last,
+            step.timeout_ms,
+            sid,
+            passwd,
+            step.read_only,
+            step.send_read_only_byte,
+        )
         reader, writer = await asyncio.open_connection(self.host, self.port)
         try:
             writer.write(encode_connect_request(req))
@@ -790,6 +836,7 @@ class _Runner:
             try:
                 async with asyncio.timeout(REQUEST_TIMEOUT_S):
                     n = int.from_bytes(await reader.readexactly(4), "big")
+                    out["response.frameLength"] = n
                     resp = decode_connect_response(await reader.readexactly(n))
             except asyncio.IncompleteReadError:
                 out["response"] = "closed-without-response"
