@@ -826,6 +826,50 @@ def sc_setwatches2_reconnect(b: str) -> list[Step]:
     ]
 
 
+def sc_setwatches_relative_zxid(b: str) -> list[Step]:
+    # setWatches on a live connection: with relativeZxid 0 every watch whose node exists fires,
+    # with one ahead of the server only missing nodes (NodeDeleted) and existing ones
+    # (NodeCreated, for exist watches) fire.
+    paths = dict(
+        data=(f"{b}/d", f"{b}/none"),
+        exist=(f"{b}/d", f"{b}/none2"),
+        child=(f"{b}", f"{b}/none3"),
+    )
+    return [
+        Connect("a"),
+        Connect("b"),
+        create(b),
+        create(f"{b}/d", b"0"),
+        SetWatchesStep("a", 101, relative="zero", **paths),
+        SetWatchesStep("a", 101, relative="ahead", **paths),
+        set_(f"{b}/d", b"1", s="b"),
+        create(f"{b}/none", s="b"),
+        create(f"{b}/none2", s="b"),
+        SetWatchesStep("a", 101, relative="last", **paths),
+        SetWatchesStep("a", 105, relative="zero", persistent=(f"{b}/d",), recursive=(b,)),
+        set_(f"{b}/d", b"2", s="b"),
+        SetWatchesStep("a", 101, relative="zero", data=("//bad", "relative")),
+    ]
+
+
+def sc_odd_xids(b: str) -> list[Step]:
+    return [
+        Connect("a"),
+        create(b),
+        Req(OpCode.exists, ExistsRequest(b, False), xid=0),
+        Req(OpCode.exists, ExistsRequest(b, False), xid=-3),
+        Req(OpCode.exists, ExistsRequest(b, False), xid=-4),
+        Req(OpCode.exists, ExistsRequest(b, False), xid=-8),
+        Req(OpCode.getData, GetDataRequest(b, False), xid=0x7FFFFFFF),
+        Req(OpCode.create, CreateRequest(f"{b}/x", b"", OPEN, 0), xid=-100),
+        Req(OpCode.sync, SyncRequest(b), xid=5),
+        Req(OpCode.sync, SyncRequest(b), xid=5),
+        exists(b),
+        Pipeline("a", (_body(close()), _body(exists(b)))),
+        Handshake("after close in a pipeline", session_of="a"),
+    ]
+
+
 def sc_session_close(b: str) -> list[Step]:
     return [
         Connect("a"),
@@ -1224,6 +1268,8 @@ CASES: dict[str, Case] = {
     "addwatch_recursive": Case(sc_addwatch_recursive),
     "setwatches_reconnect": Case(sc_setwatches_reconnect),
     "setwatches2_reconnect": Case(sc_setwatches2_reconnect),
+    "setwatches_relative_zxid": Case(sc_setwatches_relative_zxid),
+    "odd_xids": Case(sc_odd_xids),
     "session_close": Case(sc_session_close),
     "session_expiry": Case(sc_session_expiry),
     "handshakes": Case(sc_handshakes),

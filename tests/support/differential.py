@@ -151,6 +151,7 @@ class Req:
     closes: bool = False
     unordered: bool = False
     timeout_s: float = 5.0
+    xid: int | None = None  # None: the client's next xid (or the reserved one of the opcode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,7 @@ class SetWatchesStep:
     child: tuple[str, ...] = ()
     persistent: tuple[str, ...] = ()
     recursive: tuple[str, ...] = ()
+    relative: Literal["last", "zero", "ahead"] = "last"
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,7 +577,7 @@ class _Runner:
                 self.sessions[name] = s
                 return False
             case Req(op=op, body=body, session=name, closes=closes, unordered=unordered):
-                await self._request(name, op, body, out, unordered, step.timeout_s)
+                await self._request(name, op, body, out, unordered, step.timeout_s, step.xid)
                 if closes:
                     closed = await self._wait_closed(self.sessions[name], CLOSE_WAIT_S)
                     out["conn"] = "closed" if closed else "open"
@@ -587,12 +589,16 @@ class _Runner:
                 return False
             case SetWatchesStep(session=name, op=op):
                 s = self.sessions[name]
+                last = s.client.last_zxid if s.client is not None else s.last_zxid
+                rel = {"last": last, "zero": 0, "ahead": self.max_zxid + 1_000_000}[
+                    step.relative
+                ]
                 sw: Request
                 if op == 101:
-                    sw = SetWatches(s.last_zxid, step.data, step.exist, step.child)
+                    sw = SetWatches(rel, step.data, step.exist, step.child)
                 else:
                     sw = SetWatches2(
-                        s.last_zxid,
+                        rel,
                         step.data,
                         step.exist,
                         step.child,
@@ -706,6 +712,7 @@ class _Runner:
         out: dict[str, Raw],
         unordered: bool,
         timeout_s: float = REQUEST_TIMEOUT_S,
+        xid: int | None = None,
     ) -> None:
         s = self.sessions[name]
         c = s.client
@@ -717,7 +724,7 @@ class _Runner:
         send_ms = _now_ms()
         try:
             async with asyncio.timeout(timeout_s):
-                hdr, resp = await c.raw_request(op, body)
+                hdr, resp = await c.raw_request(op, body, xid=xid)
         except ConnectionLost:
             out["reply"] = "connection-lost"
             self._record_events(
