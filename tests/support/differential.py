@@ -590,9 +590,7 @@ class _Runner:
             case SetWatchesStep(session=name, op=op):
                 s = self.sessions[name]
                 last = s.client.last_zxid if s.client is not None else s.last_zxid
-                rel = {"last": last, "zero": 0, "ahead": self.max_zxid + 1_000_000}[
-                    step.relative
-                ]
+                rel = {"last": last, "zero": 0, "ahead": self.max_zxid + 1_000_000}[step.relative]
                 sw: Request
                 if op == 101:
                     sw = SetWatches(rel, step.data, step.exist, step.child)
