@@ -1144,6 +1144,31 @@ def sc_root_and_system(b: str) -> list[Step]:
     ]
 
 
+def sc_quota_stats(b: str) -> list[Step]:
+    # What zkCli's setquota does (client-side creates); the server keeps zookeeper_stats current.
+    q = f"/zookeeper/quota{b}"
+    return [
+        Connect("a"),
+        create(b, b"12345"),
+        create(f"{b}/c1", b"abc"),
+        create(q),
+        create(f"{q}/zookeeper_limits", b"count=10,bytes=1000"),
+        create(f"{q}/zookeeper_stats", b"count=0,bytes=0"),
+        get(f"{q}/zookeeper_stats"),
+        create(f"{b}/c2", b"0123456789"),
+        get(f"{q}/zookeeper_stats"),
+        set_(f"{b}/c1", b""),
+        get(f"{q}/zookeeper_stats"),
+        delete(f"{b}/c2"),
+        get(f"{q}/zookeeper_stats"),
+        get(f"{q}/zookeeper_limits"),
+        *[create(f"{b}/n{i}") for i in range(12)],
+        get(f"{q}/zookeeper_stats"),
+        ls2(q),
+        allchildren("/zookeeper"),
+    ]
+
+
 def sc_maxbuffer(b: str) -> list[Step]:
     # setData frame = len(4) + xid, type(8) + path(4+n) + data(4+m) + version(4); the length
     # field itself is not counted by jute.maxbuffer.
@@ -1288,6 +1313,7 @@ CASES: dict[str, Case] = {
     "malformed_bodies": Case(sc_malformed_bodies),
     "invalid_paths": Case(sc_invalid_paths),
     "root_and_system": Case(sc_root_and_system),
+    "quota_stats": Case(sc_quota_stats),
     "maxbuffer": Case(sc_maxbuffer),
     "sync": Case(sc_sync_and_pipelined_reads),
     "ttl_disabled": Case(sc_ttl_disabled),
