@@ -41,9 +41,11 @@ from zkref.wire.records import (
     ConnectRequest,
     ConnectResponse,
     CreateRequest,
+    ErrorResponse,
     GetDataRequest,
     GetDataResponse,
     Id,
+    MultiResponse,
     ReplyHeader,
 )
 
@@ -250,9 +252,117 @@ def test_malformed_body_answers_marshalling_error_like_zookeeper(
     assert_still_serving(server)
 
 
+_MULTI_END = _i(-1) + b"\x01" + _i(-1)  # MultiHeader{type -1, done true, err -1}
+
+
+def _multi_op(op: int, body: bytes) -> bytes:
+    return _i(op) + b"\x00" + _i(-1) + body
+
+
+NULL_PATH_MULTIS: dict[str, bytes] = {
+    "check": _multi_op(OpCode.check, _i(-1) + _i(5)) + _MULTI_END,
+    "create": _multi_op(OpCode.create, _i(-1) + _s(b"d") + _i(1) + _i(31))
+    + _s(b"world")
+    + _s(b"anyone")
+    + _i(0)
+    + _MULTI_END,
+    "setData": _multi_op(OpCode.setData, _i(-1) + _s(b"d") + _i(-1)) + _MULTI_END,
+    "delete": _multi_op(OpCode.delete, _i(-1) + _i(-1)) + _MULTI_END,
+}
+
+
+@pytest.mark.parametrize("case", list(NULL_PATH_MULTIS))
+def test_multi_op_with_null_path_is_a_marshalling_error(
+    request: pytest.FixtureRequest, server: StandaloneServer, case: str
+) -> None:
+    """A path of length -1 (null) inside a multi: ZooKeeper fails the whole multi with
+    MarshallingError (ReplyHeader err -5, a MultiResponse with no results) and keeps the
+    connection; an empty path ("") is a per-op BadArguments instead (checked below)."""
+    if server.kind == "zkref":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="zkref bug: a null path (length -1) in a multi op is read as '' and "
+                "answered ReplyHeader err 0 with a per-op BadArguments (-8) result; ZooKeeper "
+                "3.8 answers ReplyHeader err MarshallingError (-5) with an empty MultiResponse",
+            )
+        )
+    with session(server.port) as raw:
+        reply = raw.call(11, OpCode.multi, NULL_PATH_MULTIS[case])
+        assert isinstance(reply, Answer) and (reply.xid, reply.err) == (11, -5), reply
+        assert reply.body == MultiResponse(()), reply
+        read_canary(raw)
+    assert_still_serving(server)
+
+
+def test_multi_op_with_empty_path_is_bad_arguments(server: StandaloneServer) -> None:
+    with session(server.port) as raw:
+        body = _multi_op(OpCode.check, _s(b"") + _i(5)) + _MULTI_END
+        reply = raw.call(12, OpCode.multi, body)
+        assert reply == Answer(12, 0, MultiResponse(((-1, ErrorResponse(Err.BADARGUMENTS)),))), (
+            reply
+        )
+    assert_still_serving(server)
+
+
+def test_delete_container_from_a_client(
+    request: pytest.FixtureRequest, server: StandaloneServer
+) -> None:
+    """deleteContainer (20) is meant for the server itself, but ZooKeeper 3.8 takes it from a
+    client too: it reads the raw request bytes as the path, which never validates, so the answer
+    is BadArguments and the connection stays."""
+    if server.kind == "zkref":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="zkref bug: deleteContainer (20) from a client is answered Unimplemented "
+                "(-6) and the connection closed; ZooKeeper 3.8 answers BadArguments (-8) and "
+                "keeps the connection",
+            )
+        )
+    with session(server.port) as raw:
+        assert raw.call(13, OpCode.deleteContainer, CANARY.encode()) == Answer(13, Err.BADARGUMENTS)
+        read_canary(raw)
+    assert_still_serving(server)
+
+
 def test_malformed_auth_packet_closes(server: StandaloneServer) -> None:
     with session(server.port) as raw:
         assert raw.call(-4, OpCode.auth, b"\x00") == CLOSED
+    assert_still_serving(server)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(_i(1000) + b"tok", id="token-length-past-end"),
+        pytest.param(b"\x00\x00", id="truncated"),
+    ],
+)
+def test_malformed_sasl_packet_closes(
+    request: pytest.FixtureRequest, server: StandaloneServer, body: bytes
+) -> None:
+    """Like auth, a sasl packet is read by the connection itself (processSasl): one that does not
+    decode closes the connection, where any other opcode would get MarshallingError."""
+    if server.kind == "zkref":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="zkref bug: a malformed sasl (102) packet is answered with MarshallingError "
+                "(-5) and the connection kept; ZooKeeper 3.8 closes the connection, as for auth",
+            )
+        )
+    with session(server.port) as raw:
+        assert raw.call(102, OpCode.sasl, body) == CLOSED
+    assert_still_serving(server)
+
+
+def test_well_formed_sasl_packet_without_sasl_is_answered(server: StandaloneServer) -> None:
+    """Without a SASL provider both answer a GetSASLRequest with err 0 and a null token."""
+    with session(server.port) as raw:
+        reply = raw.call(102, OpCode.sasl, _s(b"token"))
+        assert isinstance(reply, Answer) and (reply.xid, reply.err) == (102, 0), reply
+        read_canary(raw)
     assert_still_serving(server)
 
 

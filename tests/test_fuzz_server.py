@@ -599,12 +599,23 @@ def _request_outcome(port: int, frame: Frame) -> tuple[object, ...]:
         return (*replies, end)
 
 
-def _racy_tail(outcome: tuple[object, ...]) -> tuple[object, ...]:
-    """After Unimplemented, ZooKeeper closes the connection -- but the close is queued behind the
-    requests it has already read, so whether our marker is answered first is a race there."""
+def _racy_tail(frame: Frame, outcome: tuple[object, ...]) -> tuple[object, ...]:
+    """After Unimplemented, or after closeSession, ZooKeeper closes the connection -- but the close
+    is queued behind the requests it has already read, so whether our marker is answered first is
+    a race there (seen about 1 time in 15 for closeSession)."""
     first = outcome[0]
-    if isinstance(first, tuple) and first[1] == -6:
-        return (first, "unimplemented")
+    op = struct.unpack_from(">i", frame.body, 4)[0] if len(frame.body) >= 8 else None
+    if op == OpCode.sasl and isinstance(first, tuple) and first[1] == -5:
+        # Known zkref bug, a strict xfail in test_bad_input.py (test_malformed_sasl_packet_closes):
+        # ZooKeeper closes on a sasl packet that does not decode. Folded here so this test stays
+        # about new divergences; once fixed, zkref gives ("closed",) itself.
+        return ("closed",)
+    if op == OpCode.deleteContainer:
+        # Known zkref bug, a strict xfail in test_bad_input.py (test_delete_container_from_a_client)
+        return ("deleteContainer",)
+    is_close = op == OpCode.closeSession
+    if isinstance(first, tuple) and (first[1] == -6 or (is_close and first[1] == 0)):
+        return (first, "then closed, racily")
     return outcome
 
 
@@ -669,10 +680,14 @@ def both_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         yield {"zkref": ours.port, "zookeeper": theirs.port}
 
 
+# Derandomised: the same 100 examples every run, so CI never flakes on a divergence that is
+# already known (each found one is a strict xfail in test_bad_input.py). Wider exploration (a few
+# thousand random examples) is how those were found; rerun it with derandomize=False.
 DIFF_SETTINGS = settings(
     max_examples=100,
     deadline=None,
     database=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -696,7 +711,7 @@ def test_request_fuzz_same_outcome_as_zookeeper(both_servers: dict[str, int]) ->
     def same(frame: Frame) -> None:
         ours = _request_outcome(both_servers["zkref"], frame)
         theirs = _request_outcome(both_servers["zookeeper"], frame)
-        assert _racy_tail(ours) == _racy_tail(theirs), (
+        assert _racy_tail(frame, ours) == _racy_tail(frame, theirs), (
             frame.body.hex(),
             ours,
             theirs,
