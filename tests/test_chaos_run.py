@@ -92,10 +92,35 @@ def test_planted_fake_ack_run_is_flagged(tmp_path: Path) -> None:
     assert all(v.ops for v in lin.violations)
 
 
-def test_zkref_target_is_not_yet_available(tmp_path: Path) -> None:
+def test_zkref_ensemble_target_is_not_yet_available(tmp_path: Path) -> None:
     with pytest.raises(TargetUnavailable, match="issue 4"):
-        make_target(RunConfig(out_dir=tmp_path, target="zkref"), tmp_path)
+        make_target(RunConfig(out_dir=tmp_path, target="zkref", nodes=3), tmp_path)
     assert chaos_main(["run", "--target", "zkref", "--out", str(tmp_path / "r")]) == 3
+
+
+@pytest.mark.slow
+def test_chaos_run_against_zkref_standalone(tmp_path: Path) -> None:
+    """kill -9 + restart and SIGSTOP/SIGCONT of zkref's own standalone server: every
+    acknowledged write must survive the crash (its txn log is fsynced before the reply)."""
+    log: list[str] = []
+    cfg = RunConfig(
+        out_dir=tmp_path / "report",
+        target="zkref",
+        nodes=1,
+        clients=4,
+        keys=4,
+        duration_s=16,
+        faults=("kill-leader", "pause-leader"),
+        fault_duration_s=2,
+        quiet_s=2,
+    )
+    res = run(cfg, log=log.append)
+    assert res.report.valid is True, (res.report.to_json(), log)
+    kinds = [label.split(" ")[0] for _, _, label in res.faults]
+    assert kinds[:2] == ["kill-leader", "pause-leader"], log
+    assert all(v.checked for v in res.report.verdicts)
+    assert res.n_ops > 200
+    assert _no_children_named("zkref server")
 
 
 def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,7 +189,7 @@ def _no_children_named(needle: str) -> bool:
             continue
         try:
             stat = (d / "stat").read_text()
-            cmdline = (d / "cmdline").read_bytes().decode(errors="replace")
+            cmdline = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])

@@ -35,6 +35,7 @@ from zkref.chaos.checker import CheckReport, check_file, render_text
 from zkref.chaos.history import Event, complete_ops, merge_files, read_history
 from zkref.chaos.proxy import LinkProxy, kill_direct_election_links, pairs_between
 from zkref.chaos.timeline import FaultWindow, render_html, render_run_plots
+from zkref.chaos.zkref_proc import ZkrefEnsembleUnavailable, ZkrefServers
 from zkref.chaos.zookeeper_proc import ApacheZooKeeper
 
 __all__ = [
@@ -90,12 +91,15 @@ class ApacheTarget:
     """N Apache ZooKeeper 3.8 processes with a link proxy on their quorum/election ports."""
 
     def __init__(self, size: int, base_dir: Path, *, tick_time_ms: int = 500) -> None:
-        self.zk = ApacheZooKeeper(size, base_dir, tick_time_ms=tick_time_ms)
+        self.zk = self._launcher(size, base_dir, tick_time_ms)
         self.proxy: LinkProxy | None = None
         self.direct_links_cut: bool | None = None  # None: no cut yet
         if size > 1:
             self.proxy = LinkProxy(self.zk.sids, {s: self.zk.peer_ports(s) for s in self.zk.sids})
             self.zk.route_peers(self.proxy.route)
+
+    def _launcher(self, size: int, base_dir: Path, tick_time_ms: int) -> ApacheZooKeeper:
+        return ApacheZooKeeper(size, base_dir, tick_time_ms=tick_time_ms)
 
     @property
     def connect_string(self) -> str:
@@ -149,15 +153,19 @@ class ApacheTarget:
         self.zk.wait_serving(sids, timeout_s)
 
 
-class ZkrefTarget:
-    """zkref's own replicated ensemble. Plug-in point: implement start/kill/restart/... like
-    :class:`ApacheTarget` (zkref servers behind the same :class:`LinkProxy`)."""
+class ZkrefTarget(ApacheTarget):
+    """zkref servers, launched and faulted exactly like :class:`ApacheTarget`'s (same zoo.cfg,
+    same link proxy). Standalone (1 member) today; an ensemble needs issue 4, and then only
+    :class:`zkref.chaos.zkref_proc.ZkrefServers` has to accept size > 1."""
 
-    def __init__(self, size: int, base_dir: Path) -> None:
-        raise TargetUnavailable(
-            "--target zkref is not yet available: needs the replicated ensemble (issue 4); "
-            "use --target zookeeper or --connect"
-        )
+    def _launcher(self, size: int, base_dir: Path, tick_time_ms: int) -> ApacheZooKeeper:
+        try:
+            return ZkrefServers(size, base_dir, tick_time_ms=tick_time_ms)
+        except ZkrefEnsembleUnavailable as e:
+            raise TargetUnavailable(
+                f"--target zkref --nodes {size} is not yet available: needs the replicated "
+                "ensemble (issue 4); use --nodes 1, --target zookeeper or --connect"
+            ) from e
 
 
 class UnmanagedTarget:
@@ -232,7 +240,7 @@ def make_target(cfg: RunConfig, base_dir: Path) -> Target:
     if cfg.target == "zookeeper":
         return ApacheTarget(cfg.nodes, base_dir, tick_time_ms=cfg.tick_time_ms)
     if cfg.target == "zkref":
-        ZkrefTarget(cfg.nodes, base_dir)
+        return ZkrefTarget(cfg.nodes, base_dir, tick_time_ms=cfg.tick_time_ms)
     raise TargetUnavailable(f"unknown target {cfg.target!r}")
 
 

@@ -207,10 +207,16 @@ class ApacheZooKeeper:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self, timeout_s: float = 60.0) -> None:
-        """Start every member; return once each answers ``srvr`` with a Mode (a quorum serves)."""
+    def _check_available(self) -> None:
         if not apache_zookeeper_available():
             raise ZooKeeperStartError(f"java or {ZOOKEEPER_JAR} not found")
+
+    def _env(self) -> dict[str, str] | None:
+        return None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Start every member; return once each answers ``srvr`` with a Mode (a quorum serves)."""
+        self._check_available()
         with self._lock:
             if self._stopped:
                 raise RuntimeError("this ensemble was stopped; make a new one")
@@ -292,6 +298,7 @@ class ApacheZooKeeper:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=m.log_path.parent,
+                env=self._env(),
                 # Own session: a Ctrl-C in the terminal reaches the harness, not the JVMs, so
                 # the harness decides when they die (and can still check the history).
                 start_new_session=True,
