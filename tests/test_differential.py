@@ -403,6 +403,34 @@ def sc_acl_perms(b: str) -> list[Step]:
     ]
 
 
+def sc_super_digest(b: str) -> list[Step]:
+    locked = (ACL(31, Id("digest", BOB)),)
+    return [
+        Connect("a"),
+        Connect("s"),
+        create(b),
+        create(f"{b}/locked", b"bob's", acl=locked),
+        create(f"{b}/none", b"nobody", acl=(ACL(0, Id("world", "anyone")),)),
+        get(f"{b}/locked", s="s"),
+        auth("digest", b"super:wrong", s="s"),
+        get(f"{b}/locked", s="s"),
+        auth("digest", b"super:opensesame", s="s"),
+        whoami(s="s"),
+        get(f"{b}/locked", s="s"),
+        get(f"{b}/none", s="s"),
+        getacl(f"{b}/locked", s="s"),
+        set_(f"{b}/locked", b"super was here", s="s"),
+        create(f"{b}/locked/kid", s="s"),
+        delete(f"{b}/locked/kid", s="s"),
+        setacl(f"{b}/none", OPEN, s="s"),
+        set_("/zookeeper/config", b"", s="s"),
+        get("/zookeeper/config", s="s"),
+        create(f"{b}/auth", acl=(ACL(31, Id("auth", "")),), s="s"),
+        getacl(f"{b}/auth", s="s"),
+        get(f"{b}/auth"),
+    ]
+
+
 def sc_setacl_versions(b: str) -> list[Step]:
     return [
         Connect("a"),
@@ -1273,6 +1301,7 @@ CASES: dict[str, Case] = {
     "acl_digest": Case(sc_acl_digest),
     "acl_schemes": Case(sc_acl_schemes),
     "acl_perms": Case(sc_acl_perms),
+    "super_digest": Case(sc_super_digest),
     "setacl_versions": Case(sc_setacl_versions),
     "children": Case(sc_children),
     "sequential": Case(sc_sequential),
@@ -1338,10 +1367,21 @@ def _params(extended: bool) -> list[object]:
 Pair = tuple[int, int]  # (apache port, zkref port)
 
 
+SUPER_CFG = {"DigestAuthenticationProvider.superDigest": digest_id("super", "opensesame")}
+
+
 def _pair(tmp: Path, extended: bool) -> Iterator[Pair]:
     with (
-        standalone("zookeeper", tmp / "zk", tick_time_ms=TICK_MS, extended_types=extended) as zk,
-        standalone("zkref", tmp / "zr", tick_time_ms=TICK_MS, extended_types=extended) as zr,
+        standalone(
+            "zookeeper",
+            tmp / "zk",
+            tick_time_ms=TICK_MS,
+            extended_types=extended,
+            extra_cfg=SUPER_CFG,
+        ) as zk,
+        standalone(
+            "zkref", tmp / "zr", tick_time_ms=TICK_MS, extended_types=extended, extra_cfg=SUPER_CFG
+        ) as zr,
     ):
         yield zk.port, zr.port
 
