@@ -793,6 +793,46 @@ def sc_addwatch_recursive(b: str) -> list[Step]:
     ]
 
 
+def sc_watch_mode_combos(b: str) -> list[Step]:
+    x, y = f"{b}/x", f"{b}/x/y"
+    return [
+        Connect("a"),
+        Connect("b"),
+        create(b),
+        create(x),
+        create(y),
+        # persistent + one-shot data watch on one node, one watcher
+        addwatch(x, AW_PERSISTENT, s="b"),
+        get(x, True, s="b"),
+        set_(x, b"1"),
+        set_(x, b"2"),
+        removew(x, DATA, s="b"),
+        set_(x, b"3"),
+        checkw(x, ANY, s="b"),
+        # recursive on the parent + persistent on the child + one-shot on the child
+        addwatch(b, AW_RECURSIVE, s="b"),
+        addwatch(y, AW_PERSISTENT, s="b"),
+        get(y, True, s="b"),
+        ls(y, True, s="b"),
+        set_(y, b"1"),
+        create(f"{y}/z"),
+        delete(f"{y}/z"),
+        delete(y),
+        # persistent then recursive on the same path (3.8: one mode per watcher and path)
+        addwatch(x, AW_RECURSIVE, s="b"),
+        create(y),
+        set_(x, b"4"),
+        removew(x, WPERSISTENT, s="b"),
+        set_(x, b"5"),
+        removew(x, WRECURSIVE, s="b"),
+        set_(x, b"6"),
+        removew(b, WRECURSIVE, s="b"),
+        removew(y, ANY, s="b"),
+        set_(y, b"7"),
+        set_(x, b"8"),
+    ]
+
+
 def sc_setwatches_reconnect(b: str) -> list[Step]:
     return [
         Connect("a", via_proxy=True),
@@ -1320,6 +1360,7 @@ CASES: dict[str, Case] = {
     "check_remove_watches": Case(sc_check_remove_watches),
     "addwatch_persistent": Case(sc_addwatch_persistent),
     "addwatch_recursive": Case(sc_addwatch_recursive),
+    "watch_mode_combos": Case(sc_watch_mode_combos),
     "setwatches_reconnect": Case(sc_setwatches_reconnect),
     "setwatches2_reconnect": Case(sc_setwatches2_reconnect),
     "setwatches_relative_zxid": Case(sc_setwatches_relative_zxid),
