@@ -402,3 +402,16 @@ def test_registered_actions_are_the_fle_spec_next_and_the_zab_election_oracle() 
     zab_spec = SPEC / "Zab.tla"
     assert {p for p in reg if p[0] not in fle_actions} == impl_comments(zab_spec, impl)
     assert {a for a, _ in impl_comments(zab_spec, impl)} <= spec_next_actions(zab_spec)
+
+
+def test_an_observing_observer_is_not_answered_so_nothing_ping_pongs() -> None:
+    voter = started(1, zxid=5)
+    assert voter.receive(S(4), N(4, 3, zxid=9, rnd=2, state=OBSERVING)) == []
+    obs = FastLeaderElection(S(4), [S(1), S(2), S(3)])
+    obs.start_election(0, 0)
+    obs.receive(S(1), N(1, 2, zxid=3, rnd=4, state=FOLLOWING))
+    obs.receive(S(2), N(2, 2, zxid=3, rnd=4, state=LEADING))
+    # the OBSERVING observer answers a LOOKING voter (as ZooKeeper); the voter stays quiet
+    out = obs.receive(S(1), N(1, 1, zxid=5, rnd=5))
+    assert out == [Send(S(1), N(4, 2, 3, 4, OBSERVING))]
+    assert voter.receive(S(4), out[0].msg) == []  # type: ignore[union-attr]

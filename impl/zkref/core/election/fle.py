@@ -19,8 +19,8 @@ Rules:
 - a notification from a FOLLOWING/LEADING peer decides for its leader when a quorum agrees with
   it, in our round or among the decided peers, and checkLeader holds: the leader is us (in that
   round) or the leader itself told us it is LEADING;
-- a decided server answers every LOOKING voter with its decided vote and round; anyone that is
-  not a voter (an observer) is answered at once with our current vote, whatever our state, and
+- a decided server answers every LOOKING voter with its decided vote and round; a LOOKING
+  non-voter (an observer) is answered at once with our current vote, whatever our state, and
   its notifications are never counted;
 - votes only move up the vote order within a round (`VoteMonotonic`); a decision is final until
   `start_round` (the host saw the leader go: Zab's timeouts).
@@ -273,8 +273,7 @@ class FastLeaderElection:
         self.idle_ticks = 0
         self.last_action = "FLEHandleNotmsg"
         if n.sid not in self.voters:
-            # WorkerReceiver: answer a non-voter at once, never count it
-            return [Send(n.sid, self._notification(self.current_vote))]
+            return self._answer_non_voter(n)
         if n.leader not in self.voters:
             return []
         if self.waiting:
@@ -377,9 +376,19 @@ class FastLeaderElection:
         if self.state is ServerState.LOOKING:
             return []
         self.last_action = "FLEReplyDecided"
-        if n.sid not in self.voters or n.state is ServerState.LOOKING:
+        if n.sid not in self.voters:
+            return self._answer_non_voter(n)
+        if n.state is ServerState.LOOKING:
             return [Send(n.sid, self._notification(self.current_vote))]
         return []
+
+    def _answer_non_voter(self, n: Notification) -> list[Effect]:
+        """WorkerReceiver: a non-voter (observer) gets our current vote at once and is never
+        counted. Unlike ZooKeeper 3.8 we answer only a LOOKING one: answering an OBSERVING
+        observer, which answers every LOOKING voter, ping-pongs for as long as we look."""
+        if n.state is not ServerState.LOOKING:
+            return []
+        return [Send(n.sid, self._notification(self.current_vote))]
 
     @spec_action("FLEWaitNewNotmsg")
     def finalize_timeout(self) -> list[Effect]:

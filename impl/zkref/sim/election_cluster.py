@@ -1,0 +1,423 @@
+"""A whole ensemble's FastLeaderElection in one process, driven from one seed.
+
+Two schedules:
+- spec timing (`run_until_stable`, and the heal phase of `swarm`): a ready message is always
+  delivered before time moves, i.e. every message delay is below one tick and so below the
+  finalize wait, which is the assumption `spec/FastLeaderElection.tla` makes ("decide only when
+  no notification is in flight to me"). The spec's invariants are checked after every step.
+- swarm (`swarm`): delivery order, ticks and faults (partitions, held/delayed/reset links,
+  crashes, restarts, new rounds) are drawn from the seed; the timing assumption no longer
+  holds, so only the invariants that do not depend on it are checked during the faults; then
+  everything heals and every live member must decide on one leader within a step budget.
+
+A decided server goes back to LOOKING (`FastLeaderElection.start_round`, the spec's FLERestart)
+when its leader is gone for `leader_timeout_ticks`: crashed, cut off, no longer LEADING, or, for
+a leader, without a quorum of followers. This stands in for Zab's timeouts until the Zab cores
+exist. A failure raises `SimFailure` whose message ends with "reproduce with seed=N".
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+
+from zkref.core.election.fle import (
+    Decided,
+    Effect,
+    FastLeaderElection,
+    Notification,
+    Send,
+    ServerState,
+    Sid,
+    Vote,
+    truly_better,
+)
+from zkref.sim.clock import SimClock
+from zkref.sim.network import Network
+
+Nodes = Mapping[Sid, FastLeaderElection]
+
+
+class SimFailure(AssertionError):
+    """A simulated run broke an invariant or did not converge."""
+
+
+class InvariantViolation(SimFailure):
+    def __init__(self, name: str, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------- the spec's invariants
+# Each takes the live servers and returns None when the invariant holds, else what broke it.
+
+
+def election_agreement(nodes: Nodes) -> str | None:
+    """ElectionAgreement: never two leaders at once."""
+    leaders = sorted(s for s, e in nodes.items() if e.state is ServerState.LEADING)
+    return None if len(leaders) <= 1 else f"servers {leaders} are all LEADING"
+
+
+def vote_monotonic(nodes: Nodes) -> str | None:
+    """VoteMonotonic: within a round a server's vote only moves up the (true) vote order."""
+    for s, e in sorted(nodes.items()):
+        if e.prev_round == e.logical_clock and not (
+            e.prev_vote == e.current_vote or truly_better(e.current_vote, e.prev_vote)
+        ):
+            return f"server {s} in round {e.logical_clock}: {e.prev_vote} -> {e.current_vote}"
+    return None
+
+
+def leader_has_best_vote(nodes: Nodes) -> str | None:
+    """LeaderHasBestVote: no follower of a leader has a (truly) better initial vote."""
+    for i, li in sorted(nodes.items()):
+        if li.state is not ServerState.LEADING:
+            continue
+        for j, fj in sorted(nodes.items()):
+            if (
+                fj.state is ServerState.FOLLOWING
+                and fj.current_vote.leader == i
+                and truly_better(fj.self_vote(), li.self_vote())
+            ):
+                return f"leader {i} {li.self_vote()} is followed by {j} {fj.self_vote()}"
+    return None
+
+
+INVARIANTS: dict[str, Callable[[Nodes], str | None]] = {
+    "ElectionAgreement": election_agreement,
+    "VoteMonotonic": vote_monotonic,
+    "LeaderHasBestVote": leader_has_best_vote,
+}
+
+Seen = tuple[FastLeaderElection, ServerState, int, Vote]
+
+
+def vote_monotonic_looking(before: Mapping[Sid, Seen], nodes: Nodes) -> str | None:
+    """VoteMonotonicLooking (a step property; not in the spec): a server that stays LOOKING in
+    the same round only moves its vote up the true order. This is the part of VoteMonotonic
+    that holds whatever the timing, restarts and crashes (the spec's ghost also compares the
+    vote a server adopts when it follows an established leader, which may be worse)."""
+    for s, e in sorted(nodes.items()):
+        seen = before.get(s)
+        if seen is None:
+            continue
+        core, state, rnd, vote = seen
+        if (
+            core is e
+            and state is ServerState.LOOKING
+            and e.state is ServerState.LOOKING
+            and rnd == e.logical_clock
+            and not (vote == e.current_vote or truly_better(e.current_vote, vote))
+        ):
+            return f"server {s} in round {rnd}: {vote} -> {e.current_vote}"
+    return None
+
+
+class ElectionCluster:
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        *,
+        observers: int = 0,
+        zxids: Sequence[int] | None = None,
+        epochs: Sequence[int] | None = None,
+        finalize_wait_ticks: int = 2,
+        max_notification_interval_ticks: int = 16,
+        leader_timeout_ticks: int = 24,
+        bug_vote_order_1419: bool = False,
+        bug_no_finalize_wait: bool = False,
+        history: int = 40,
+    ) -> None:
+        assert n >= 1 and observers >= 0
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.clock = SimClock()
+        self.voters = [Sid(i) for i in range(1, n + 1)]
+        self.observers = [Sid(i) for i in range(n + 1, n + observers + 1)]
+        self.members = self.voters + self.observers
+        self.network: Network[Sid, Notification] = Network(self.members, self.clock, self.rng)
+        # the peers' durable inputs: drawn from the seed unless given (small ranges, so that
+        # ties on epoch and zxid are common)
+        self.zxids = dict(
+            zip(self.voters, zxids or [self.rng.randrange(3) for _ in self.voters], strict=True)
+        )
+        self.epochs = dict(
+            zip(self.voters, epochs or [self.rng.randrange(2) for _ in self.voters], strict=True)
+        )
+        for o in self.observers:
+            self.zxids[o], self.epochs[o] = 0, 0
+        self.finalize_wait_ticks = finalize_wait_ticks
+        self.max_notification_interval_ticks = max_notification_interval_ticks
+        self.leader_timeout_ticks = leader_timeout_ticks
+        self.bug_vote_order_1419 = bug_vote_order_1419
+        self.bug_no_finalize_wait = bug_no_finalize_wait
+        self.nodes: dict[Sid, FastLeaderElection | None] = {s: None for s in self.members}
+        self.lost_ticks: dict[Sid, int] = dict.fromkeys(self.members, 0)
+        self.decisions: list[tuple[int, Sid, Decided]] = []
+        self.steps = 0
+        self.recent: deque[str] = deque(maxlen=history)
+        self.checked = INVARIANTS.keys()
+        self.seen: dict[Sid, Seen] = {}
+        # FLERestart steps still allowed (the spec's MaxRestarts); None: unbounded
+        self.restarts_left: int | None = None
+        for s in self.members:
+            self._boot(s)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _new_core(self, sid: Sid) -> FastLeaderElection:
+        return FastLeaderElection(
+            sid,
+            self.voters,
+            finalize_wait_ticks=self.finalize_wait_ticks,
+            max_notification_interval_ticks=self.max_notification_interval_ticks,
+            bug_vote_order_1419=self.bug_vote_order_1419,
+            bug_no_finalize_wait=self.bug_no_finalize_wait,
+        )
+
+    def _boot(self, sid: Sid) -> None:
+        core = self._new_core(sid)
+        self.nodes[sid] = core
+        self.lost_ticks[sid] = 0
+        self._run(sid, core.start_election(self.zxids[sid], self.epochs[sid]))
+
+    def _run(self, sid: Sid, effects: Sequence[Effect]) -> None:
+        for eff in effects:
+            match eff:
+                case Send(to=to, msg=msg):
+                    self.network.send(sid, to, msg)
+                case Decided():
+                    self.decisions.append((self.clock.now, sid, eff))
+                    self._log(f"{sid} decided {eff.state} leader={eff.leader}")
+
+    def _log(self, what: str) -> None:
+        self.recent.append(f"[{self.steps} t={self.clock.now}] {what}")
+
+    def live(self) -> dict[Sid, FastLeaderElection]:
+        return {s: e for s, e in self.nodes.items() if e is not None}
+
+    def fail(self, why: str) -> SimFailure:
+        msg = (
+            f"{why}\n  last steps:\n    "
+            + "\n    ".join(self.recent)
+            + f"\n  states: {self.describe()}\nreproduce with seed={self.seed}"
+        )
+        print(f"election simulation failed; reproduce with seed={self.seed}", file=sys.stderr)
+        return SimFailure(msg)
+
+    def describe(self) -> str:
+        parts = []
+        for s, e in self.nodes.items():
+            if e is None:
+                parts.append(f"{s}:down")
+            else:
+                parts.append(
+                    f"{s}:{e.state}/r{e.logical_clock}/v{e.current_vote.leader}"
+                    + ("/wait" if e.waiting else "")
+                )
+        return " ".join(parts)
+
+    def check(self, names: Sequence[str] | None = None) -> None:
+        """The spec's invariants `names` (default: all) and VoteMonotonicLooking since the
+        last check."""
+        live = self.live()
+        found = [(n, INVARIANTS[n](live)) for n in (self.checked if names is None else names)]
+        found.append(("VoteMonotonicLooking", vote_monotonic_looking(self.seen, live)))
+        self.seen = {s: (e, e.state, e.logical_clock, e.current_vote) for s, e in live.items()}
+        for name, detail in found:
+            if detail is not None:
+                raise InvariantViolation(
+                    name, detail, str(self.fail(f"invariant {name} violated: {detail}"))
+                )
+
+    # ------------------------------------------------------------------ actions
+
+    def deliver(self, frm: Sid, to: Sid) -> None:
+        msg = self.network.deliver(frm, to)
+        core = self.nodes[to]
+        assert core is not None, "a down node has no links"
+        self._log(
+            f"{frm}->{to} {msg.state} r{msg.election_epoch} leader={msg.leader}"
+            f" ({to} {core.state} r{core.logical_clock})"
+        )
+        self._run(to, core.receive(frm, msg))
+
+    def tick(self) -> None:
+        self.clock.advance()
+        self._log("tick")
+        for sid, core in self.live().items():
+            self._run(sid, core.tick())
+        self._supervise()
+
+    def _supervise(self) -> None:
+        """Zab's stand-in: a decided server whose leadership is gone starts a new round.
+
+        A follower keeps its leader while the leader is up, reachable, LEADING with the same
+        vote in the same round (a leader that went through another election closed its
+        followers' connections); a leader keeps leading while such followers make a quorum."""
+        live = self.live()
+        for sid, core in live.items():
+            if core.state is ServerState.LOOKING:
+                self.lost_ticks[sid] = 0
+                continue
+            if core.state is ServerState.LEADING:
+                followers = {j for j in live if self._follows(j, sid)}
+                ok = core.is_quorum(followers | {sid})
+            else:
+                ok = self._follows(sid, core.current_vote.leader)
+            self.lost_ticks[sid] = 0 if ok else self.lost_ticks[sid] + 1
+            if self.lost_ticks[sid] >= self.leader_timeout_ticks and self.restarts_left != 0:
+                self.new_round(sid)
+
+    def _follows(self, j: Sid, leader: Sid) -> bool:
+        f, lc = self.nodes[j], self.nodes[leader]
+        return (
+            f is not None
+            and lc is not None
+            and f.state in (ServerState.FOLLOWING, ServerState.OBSERVING)
+            and lc.state is ServerState.LEADING
+            and f.current_vote == lc.current_vote
+            and f.logical_clock == lc.logical_clock
+            and self.network.connected(j, leader)
+        )
+
+    def new_round(self, sid: Sid) -> None:
+        """FLERestart: a decided server goes back to LOOKING (uses up the restart budget)."""
+        core = self.nodes[sid]
+        assert core is not None and core.state is not ServerState.LOOKING
+        assert self.restarts_left != 0
+        if self.restarts_left is not None:
+            self.restarts_left -= 1
+        self.lost_ticks[sid] = 0
+        self._log(f"{sid} starts round {core.logical_clock + 1}")
+        self._run(sid, core.start_round())
+
+    def crash(self, sid: Sid) -> None:
+        """The process dies: its election state is gone (its zxid and epoch are not)."""
+        self._log(f"{sid} crashes")
+        self.nodes[sid] = None
+        self.network.crash(sid)
+
+    def restart(self, sid: Sid) -> None:
+        assert self.nodes[sid] is None
+        self._log(f"{sid} restarts")
+        self.network.revive(sid)
+        self._boot(sid)
+
+    def step(self, *, tick_chance: float = 0.0) -> None:
+        """Deliver one ready message (a random link), or let a tick pass when none is ready
+        (or, with `tick_chance`, even when one is: breaks the spec's timing assumption)."""
+        self.steps += 1
+        ready = self.network.ready_links()
+        if ready and (tick_chance == 0.0 or self.rng.random() >= tick_chance):
+            self.deliver(*self.rng.choice(ready))
+        else:
+            self.tick()
+
+    # ------------------------------------------------------------------ runs
+
+    def stable(self) -> bool:
+        """Every live member has decided, all on the same leader, which is live and LEADING."""
+        live = self.live()
+        leaders = {e.current_vote.leader for e in live.values()}
+        if len(leaders) != 1 or any(e.state is ServerState.LOOKING for e in live.values()):
+            return False
+        (leader,) = leaders
+        lc = live.get(leader)
+        return lc is not None and lc.state is ServerState.LEADING
+
+    def run_until_stable(self, max_steps: int, *, check: bool = True) -> int:
+        """Spec timing; the spec's invariants after every step. Returns the steps it took."""
+        for taken in range(max_steps):
+            if self.stable():
+                return taken
+            self.step()
+            if check:
+                self.check()
+        if self.stable():
+            return max_steps
+        raise self.fail(f"no stable leader after {max_steps} steps")
+
+    def run_spec(self, steps: int, *, max_restarts: int, restart_chance: float = 0.05) -> None:
+        """Spec timing with at most `max_restarts` FLERestart steps (random decided servers, or
+        the leader-loss stand-in), the spec's invariants after every step. Afterwards restarts
+        are unbounded again (for a convergence run)."""
+        self.restarts_left = max_restarts
+        for _ in range(steps):
+            decided = [s for s, e in self.live().items() if e.state is not ServerState.LOOKING]
+            if self.restarts_left and decided and self.rng.random() < restart_chance:
+                self.steps += 1
+                self.new_round(self.rng.choice(decided))
+            else:
+                self.step()
+            self.check()
+        self.restarts_left = None
+
+    def swarm(self, fault_steps: int, converge_steps: int) -> int:
+        """Random faults for `fault_steps`, then heal and converge. Returns the heal-phase steps."""
+        rng = self.rng
+        f = (len(self.voters) - 1) // 2
+        pairs = list(self.network.links)
+        for _ in range(fault_steps):
+            r = rng.random()
+            if r < 0.80:
+                self.step(tick_chance=0.15)
+            elif r < 0.83:
+                a, b = rng.sample(self.members, 2)
+                self._log(f"partition {a}|{b}")
+                self.network.partition(a, b)
+            elif r < 0.86 and self.network.partitions:
+                a, b = sorted(rng.choice(sorted(self.network.partitions, key=sorted)))
+                self._log(f"heal {a}|{b}")
+                self.network.heal(a, b)
+            elif r < 0.89:
+                a, b = rng.choice(pairs)
+                self._log(f"hold {a}->{b}")
+                self.network.hold(a, b)
+            elif r < 0.92:
+                a, b = rng.choice(pairs)
+                self._log(f"release {a}->{b}")
+                self.network.release(a, b)
+            elif r < 0.94:
+                a, b = rng.choice(pairs)
+                self._log(f"reset {a}->{b} ({self.network.reset(a, b)} lost)")
+            elif r < 0.96:
+                a, b = rng.choice(pairs)
+                d = rng.randrange(4)
+                self._log(f"delay {a}->{b} {d}")
+                self.network.set_delay(a, b, d)
+            elif r < 0.98:
+                up = [s for s, e in self.nodes.items() if e is not None]
+                down = [s for s, e in self.nodes.items() if e is None]
+                if down and (rng.random() < 0.5 or len(up) <= 1):
+                    self.restart(rng.choice(down))
+                elif up:
+                    self.crash(rng.choice(up))
+            else:
+                decided = [s for s, e in self.live().items() if e.state is not ServerState.LOOKING]
+                if decided and self.restarts_left != 0:
+                    self.new_round(rng.choice(decided))
+            self.check(())
+        # heal: links whole again, all but at most f voters (and any observer) back up
+        self._log("heal everything")
+        self.network.heal()
+        down_voters = [s for s in self.voters if self.nodes[s] is None]
+        rng.shuffle(down_voters)
+        for s in down_voters[f:] + [o for o in self.observers if self.nodes[o] is None]:
+            self.restart(s)
+        # what was sent during the faults may still be in flight: it is delivered first. A stale
+        # leader may coexist with a new one until its timeout, and a server that was down may
+        # follow a leader with a worse vote than its own, so only agreement is checked at the end.
+        for taken in range(converge_steps):
+            if self.stable():
+                self.check(("ElectionAgreement",))
+                return taken
+            self.step()
+            self.check(())
+        if self.stable():
+            return converge_steps
+        raise self.fail(f"no stable leader {converge_steps} steps after healing")
