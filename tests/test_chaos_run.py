@@ -67,7 +67,7 @@ def test_chaos_run_against_three_node_apache_zookeeper(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "report" / "verdicts.json").read_text())["valid"] is True
     assert "<svg" in (tmp_path / "report" / "plots.html").read_text()
     # Every server process is gone.
-    assert _no_children_named("QuorumPeerMain")
+    assert _procs_mentioning(str(tmp_path)) == []
 
 
 @needs_zk
@@ -120,7 +120,7 @@ def test_chaos_run_against_zkref_standalone(tmp_path: Path) -> None:
     assert kinds[:2] == ["kill-leader", "pause-leader"], log
     assert all(v.checked for v in res.report.verdicts)
     assert res.n_ops > 200
-    assert _no_children_named("zkref server")
+    assert _procs_mentioning(str(tmp_path)) == []
 
 
 def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,24 +178,24 @@ def test_ctrl_c_stops_the_run_and_still_checks(tmp_path: Path) -> None:
     assert proc.returncode == 0, stdout
     assert "(interrupted)" in stdout
     assert check_file(out / "history.ndjson").valid is True
-    assert _no_children_named("QuorumPeerMain")
+    assert _procs_mentioning(str(out)) == []
 
 
-def _no_children_named(needle: str) -> bool:
-    """No process whose parent is this test process runs ``needle`` (our JVMs were reaped)."""
-    me = os.getpid()
+def _procs_mentioning(needle: str) -> list[int]:
+    """Pids of live processes (any parent, so orphans count) whose command line has ``needle``,
+    e.g. a run's directory, which every server it started names in its zoo.cfg path."""
+    found = []
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
             continue
         try:
-            stat = (d / "stat").read_text()
             cmdline = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == me and needle in cmdline:
-            return False
-    return True
+        if needle in cmdline and state != "Z":
+            found.append(int(d.name))
+    return found
 
 
 @needs_zk
