@@ -30,10 +30,17 @@ class ConnectionInfo:
     queued: int
     received: int
     sent: int
-    session_id: int | None
-    timeout_ms: int | None
-    last_op: str
-    last_zxid: int
+    session_id: int | None  # None: no session (yet): the short form
+    timeout_ms: int = 0
+    last_op: str = "NA"
+    established_ms: int = 0
+    last_cxid: int = -1
+    last_zxid: int = -1
+    last_response_ms: int = 0
+    last_latency_ms: int = 0
+    min_latency_ms: int = 0
+    avg_latency_ms: float = 0.0
+    max_latency_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +51,8 @@ class Snapshot:
     read_only: bool
     zxid: int
     node_count: int
-    watch_count: int
+    watch_count: int  # both tables (mntr)
+    data_watch_count: int  # the data table only (wchs, as ZooKeeper)
     watched_paths: int
     watching_connections: int
     ephemerals_count: int
@@ -57,50 +65,75 @@ class Snapshot:
     latency_avg_ms: float
     latency_max_ms: float
     uptime_ms: int
+    now_ms: int = 0
     connections: Sequence[ConnectionInfo] = ()
     config: Mapping[str, str] = field(default_factory=dict)
     session_ephemerals: Mapping[int, Sequence[str]] = field(default_factory=dict)
-    data_dirs: Mapping[str, int] = field(default_factory=dict)
+    session_buckets: Mapping[int, Sequence[int]] = field(default_factory=dict)  # expiry ms -> ids
+    watches_by_session: Mapping[int, Sequence[str]] = field(default_factory=dict)
+    watches_by_path: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    datadir_size: int = 0
+    logdir_size: int = 0
 
 
 def not_whitelisted(word: str) -> str:
     return f"{word} is not executed because it is not in the whitelist.\n"
 
 
+def java_double(x: float) -> str:
+    """ZooKeeper rounds averages to 4 decimals and prints a Java double ("0.0", "3.5")."""
+    return repr(round(float(x), 4))
+
+
+def _hex(n: int) -> str:
+    return f"0x{n & 0xFFFFFFFFFFFFFFFF:x}"
+
+
+def java_date(ms: int) -> str:
+    """java.util.Date.toString in UTC: "Sun Nov 22 05:27:31 UTC 2026"."""
+    import time as _time
+
+    return _time.strftime("%a %b %d %H:%M:%S UTC %Y", _time.gmtime(ms / 1000))
+
+
 def _latency(s: Snapshot) -> str:
     return (
-        f"Latency min/avg/max: {s.latency_min_ms:g}/{s.latency_avg_ms:.4f}/{s.latency_max_ms:g}\n"
+        f"Latency min/avg/max: {s.latency_min_ms:g}/{java_double(s.latency_avg_ms)}/"
+        f"{s.latency_max_ms:g}\n"
+    )
+
+
+def _summary(s: Snapshot) -> str:
+    return (
+        _latency(s) + f"Received: {s.received}\nSent: {s.sent}\nConnections: {len(s.connections)}\n"
+        f"Outstanding: {s.outstanding}\nZxid: 0x{s.zxid:x}\nMode: {s.mode}\n"
+        f"Node count: {s.node_count}\n"
     )
 
 
 def srvr(s: Snapshot) -> str:
-    return (
-        f"Zookeeper version: {ZK_VERSION}\n"
-        + _latency(s)
-        + f"Received: {s.received}\nSent: {s.sent}\nConnections: {len(s.connections)}\n"
-        f"Outstanding: {s.outstanding}\nZxid: 0x{s.zxid:x}\nMode: {s.mode}\n"
-        f"Node count: {s.node_count}\n"
-    )
+    return f"Zookeeper version: {ZK_VERSION}\n" + _summary(s)
+
+
+def _brief(c: ConnectionInfo) -> str:
+    flag = 0 if c.session_id is None else 1
+    return f" /{c.remote}[{flag}](queued={c.queued},recved={c.received},sent={c.sent}"
 
 
 def _cons_line(c: ConnectionInfo) -> str:
     if c.session_id is None:
-        return f" /{c.remote}[0](queued={c.queued},recved={c.received},sent={c.sent})\n"
+        return _brief(c) + ")\n"
     return (
-        f" /{c.remote}[1](queued={c.queued},recved={c.received},sent={c.sent},"
-        f"sid=0x{c.session_id:x},lop={c.last_op},to={c.timeout_ms},lzxid=0x{c.last_zxid:x})\n"
+        _brief(c) + f",sid={_hex(c.session_id)},lop={c.last_op},est={c.established_ms},"
+        f"to={c.timeout_ms},lcxid={_hex(c.last_cxid)},lzxid={_hex(c.last_zxid)},"
+        f"lresp={c.last_response_ms},llat={c.last_latency_ms},minlat={c.min_latency_ms},"
+        f"avglat={round(c.avg_latency_ms)},maxlat={c.max_latency_ms})\n"
     )
 
 
 def stat(s: Snapshot) -> str:
-    clients = "".join(_cons_line(c) for c in s.connections)
-    return (
-        f"Zookeeper version: {ZK_VERSION}\nClients:\n{clients}\n"
-        + _latency(s)
-        + f"Received: {s.received}\nSent: {s.sent}\nConnections: {len(s.connections)}\n"
-        f"Outstanding: {s.outstanding}\nZxid: 0x{s.zxid:x}\nMode: {s.mode}\n"
-        f"Node count: {s.node_count}\n"
-    )
+    clients = "".join(_brief(c) + ")\n" for c in s.connections)
+    return f"Zookeeper version: {ZK_VERSION}\nClients:\n{clients}\n" + _summary(s)
 
 
 def cons(s: Snapshot) -> str:
@@ -111,7 +144,7 @@ def mntr(s: Snapshot) -> str:
     rows: list[tuple[str, object]] = [
         ("zk_version", ZK_VERSION),
         ("zk_server_state", s.mode),
-        ("zk_avg_latency", f"{s.latency_avg_ms:.4f}"),
+        ("zk_avg_latency", java_double(s.latency_avg_ms)),
         ("zk_max_latency", f"{s.latency_max_ms:g}"),
         ("zk_min_latency", f"{s.latency_min_ms:g}"),
         ("zk_packets_received", s.received),
@@ -136,6 +169,7 @@ def conf(s: Snapshot) -> str:
 
 
 def envi(s: Snapshot) -> str:
+    rss_mb = _rss_mb()
     rows = [
         ("zookeeper.version", ZK_VERSION),
         ("host.name", socket.gethostname()),
@@ -144,7 +178,13 @@ def envi(s: Snapshot) -> str:
         ("os.name", platform.system()),
         ("os.arch", platform.machine()),
         ("os.version", platform.release()),
+        ("user.name", _user_name()),
+        ("user.home", os.path.expanduser("~")),
         ("user.dir", os.getcwd()),
+        # Java's heap figures have no Python twin: report the process's resident size.
+        ("os.memory.free", "0MB"),
+        ("os.memory.max", f"{rss_mb}MB"),
+        ("os.memory.total", f"{rss_mb}MB"),
     ]
     return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in rows)
 
@@ -152,16 +192,48 @@ def envi(s: Snapshot) -> str:
 def wchs(s: Snapshot) -> str:
     return (
         f"{s.watching_connections} connections watching {s.watched_paths} paths\n"
-        f"Total watches:{s.watch_count}\n"
+        f"Total watches:{s.data_watch_count}\n"
     )
 
 
+def wchc(s: Snapshot) -> str:
+    return "".join(
+        f"{_hex(sid)}\n" + "".join(f"\t{p}\n" for p in paths) + "\n"
+        for sid, paths in s.watches_by_session.items()
+    ) + ("" if s.watches_by_session else "\n")
+
+
+def wchp(s: Snapshot) -> str:
+    return "".join(
+        f"{path}\n" + "".join(f"\t{_hex(sid)}\n" for sid in sids) + "\n"
+        for path, sids in s.watches_by_path.items()
+    ) + ("" if s.watches_by_path else "\n")
+
+
 def dump(s: Snapshot) -> str:
-    lines = ["SessionTracker dump:", f"Session Sets ({s.sessions}):", "ephemeral nodes dump:"]
+    lines = [
+        "SessionTracker dump:",
+        f"Session Sets ({len(s.session_buckets)})/({s.sessions}):",
+    ]
+    for when, sids in s.session_buckets.items():
+        lines.append(f"{len(sids)} expire at {java_date(when)}:")
+        lines.extend(f"\t{_hex(sid)}" for sid in sids)
+    lines.append("ephemeral nodes dump:")
     lines.append(f"Sessions with Ephemerals ({len(s.session_ephemerals)}):")
     for sid in sorted(s.session_ephemerals):
-        lines.append(f"0x{sid:x}:")
+        lines.append(f"{_hex(sid)}:")
         lines.extend(f"\t{p}" for p in sorted(s.session_ephemerals[sid]))
+    lines.append("Connections dump:")
+    # zkref has no connection-idle expiry queue: every connection is one set, expiring with the
+    # longest session timeout from now (what ZooKeeper's NIO expirer would say at most).
+    n = len(s.connections)
+    lines.append(f"Connections Sets ({1 if n else 0})/({n}):")
+    if n:
+        longest = max((c.timeout_ms for c in s.connections), default=0)
+        lines.append(f"{n} expire at {java_date(s.now_ms + longest)}:")
+        lines.extend(
+            f"\tip: /{c.remote} sessionId: {_hex(c.session_id or 0)}" for c in s.connections
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -170,10 +242,12 @@ def isro(s: Snapshot) -> str:
 
 
 def dirs(s: Snapshot) -> str:
-    return "".join(f"{name}: {size}\n" for name, size in s.data_dirs.items())
+    return f"datadir_size: {s.datadir_size}\nlogdir_size: {s.logdir_size}\n"
 
 
 FORMATTERS = {
+    "wchc": wchc,
+    "wchp": wchp,
     "srvr": srvr,
     "stat": stat,
     "cons": cons,
@@ -204,6 +278,24 @@ def _open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
     except OSError:
         return -1
+
+
+def _rss_mb() -> int:
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    except (ImportError, OSError):
+        return 0
+
+
+def _user_name() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return os.environ.get("USER", "?")
 
 
 def _max_fds() -> int:

@@ -421,11 +421,13 @@ class ZkServer:
             conn.transport.close()
 
     def snapshot(self) -> fourletter.Snapshot:
-        st = self.core.stats()
+        core = self.core
+        st = core.stats()
+        summary = core.watch_summary()
         conns = []
-        for info in self.core.connections_info():
+        for info in core.connections_info():
             c = self.conns.get(info.conn)
-            if c is None or c.closing:
+            if c is None or (c.closing and not c.first):
                 continue
             conns.append(
                 fourletter.ConnectionInfo(
@@ -436,18 +438,29 @@ class ZkServer:
                     session_id=info.session_id,
                     timeout_ms=info.timeout_ms,
                     last_op=info.last_op,
-                    last_zxid=max(info.last_zxid, 0),
+                    established_ms=info.established_ms,
+                    last_cxid=info.last_cxid,
+                    last_zxid=info.last_zxid,
+                    last_response_ms=info.last_response_ms,
+                    last_latency_ms=info.last_latency_ms,
+                    min_latency_ms=info.min_latency_ms,
+                    avg_latency_ms=info.avg_latency_ms,
+                    max_latency_ms=info.max_latency_ms,
                 )
             )
         cfg = self.cfg
+        snap_dir = cfg.data_dir / "version-2"
+        log_dir = cfg.log_dir / "version-2"
+        datadir_size, logdir_size = _dir_size(snap_dir), _dir_size(log_dir)
         return fourletter.Snapshot(
             mode="standalone",
             read_only=False,
             zxid=st.zxid,
             node_count=st.node_count,
             watch_count=st.watch_count,
-            watched_paths=st.watched_paths,
-            watching_connections=st.watching_sessions,
+            data_watch_count=summary.total,
+            watched_paths=summary.paths,
+            watching_connections=summary.connections,
             ephemerals_count=st.ephemerals_count,
             data_size=st.data_size,
             sessions=st.sessions,
@@ -458,25 +471,41 @@ class ZkServer:
             latency_avg_ms=st.avg_latency_ms,
             latency_max_ms=st.max_latency_ms,
             uptime_ms=self.now_ms() - self.started_ms,
+            now_ms=self.now_ms(),
             connections=conns,
-            config={
+            config={  # ZooKeeper's standalone dumpConf, in its order
                 "clientPort": str(self.port),
-                "clientPortAddress": cfg.client_port_address,
-                "dataDir": str(cfg.data_dir / "version-2"),
-                "dataLogDir": str(cfg.log_dir / "version-2"),
+                "secureClientPort": "-1",
+                "dataDir": str(snap_dir),
+                "dataDirSize": str(datadir_size),
+                "dataLogDir": str(log_dir),
+                "dataLogSize": str(logdir_size),
                 "tickTime": str(cfg.tick_time_ms),
                 "maxClientCnxns": str(cfg.max_client_cnxns),
                 "minSessionTimeout": str(cfg.min_session_timeout),
                 "maxSessionTimeout": str(cfg.max_session_timeout),
-                "snapCount": str(cfg.snap_count),
+                "clientPortListenBacklog": "-1",
                 "serverId": str(self.server_id),
             },
             session_ephemerals=st.session_ephemerals,
+            session_buckets=core.session_expiry_buckets(),
+            watches_by_session=core.watches_by_session(),
+            watches_by_path=core.watches_by_path(),
+            datadir_size=datadir_size,
+            logdir_size=logdir_size,
         )
 
     @staticmethod
     def now_ms() -> int:
         return time.time_ns() // 1_000_000
+
+
+def _dir_size(path: Path) -> int:
+    """Bytes in the files of one directory (ZooKeeper's dataDirSize/dataLogSize)."""
+    try:
+        return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
+    except OSError:
+        return 0
 
 
 def _secret(data_dir: Path) -> bytes:
