@@ -8,15 +8,16 @@ Every case sends bytes that a well-behaved client never sends, then checks three
 Each case runs against both servers, so an expectation that Apache ZooKeeper 3.8 does not meet is a
 wrong expectation. What Apache ZooKeeper 3.8 does, as observed here:
 - a malformed body of a known opcode -> ReplyHeader(xid, lastZxid, MarshallingError -5), and the
-  connection stays usable (`auth` excepted: its packet is read by the connection itself, which
-  closes);
+  connection stays usable (`auth` and `sasl` excepted: their packets are read by the connection
+  itself, which closes); a null path (length -1) inside a multi fails the whole multi with
+  MarshallingError; deleteContainer (20, server-internal) from a client -> BadArguments;
 - an unknown opcode -> ReplyHeader(xid, -1, Unimplemented -6), then the connection is closed
   (`UnimplementedRequestProcessor` ends with `sendCloseSession()`); the session itself survives;
 - a frame length < 0 or > jute.maxbuffer, a body shorter than a RequestHeader, a first frame that is
   not a ConnectRequest (a request before the handshake), a ConnectRequest whose lastZxidSeen is
   ahead of the server -> closed, with no answer;
 - an unknown session or a wrong password -> ConnectResponse(timeOut 0, sessionId 0, 16 zero bytes),
-  then closed;
+  then closed (a wrong password also drops the session's current connection, but not the session);
 - a ConnectRequest without its trailing readOnly byte -> a ConnectResponse without it (36 bytes).
 """
 
@@ -202,7 +203,7 @@ def server(
     with standalone(kind, base) as s:
         with session(s.port) as raw:
             reply = raw.call(1, OpCode.create, CreateRequest(CANARY, CANARY_DATA, OPEN_ACL, 0))
-            assert reply == Answer(1, 0, reply.body if isinstance(reply, Answer) else None), reply
+            assert isinstance(reply, Answer) and (reply.xid, reply.err) == (1, 0), reply
             raw.call(2, OpCode.closeSession, None)
         yield s
         assert_still_serving(s)
@@ -229,16 +230,6 @@ MALFORMED_BODIES: dict[str, tuple[int, int, bytes]] = {
     "sync-path-past-end": (7, OpCode.sync, _i(5) + b"/"),
     "setWatches-garbage": (-8, OpCode.setWatches, b"\x00"),
 }
-
-
-@pytest.mark.parametrize("case", list(MALFORMED_BODIES))
-def test_malformed_body_is_refused_and_server_survives(server: StandaloneServer, case: str) -> None:
-    """Common ground: MarshallingError for that xid, or the connection closed."""
-    xid, op, body = MALFORMED_BODIES[case]
-    with session(server.port) as raw:
-        reply = raw.call(xid, op, body)
-        assert reply in (CLOSED, Answer(xid, Err.MARSHALLINGERROR)), reply
-    assert_still_serving(server)
 
 
 @pytest.mark.parametrize("case", list(MALFORMED_BODIES))
@@ -620,7 +611,7 @@ def test_data_survives_a_restart_after_the_bad_input(server: StandaloneServer) -
     """Last in the module (per server): whatever the cases above did, the canary is on disk."""
     with session(server.port) as raw:
         reply = raw.call(1, OpCode.create, CreateRequest("/after-bad-input", b"late", OPEN_ACL, 0))
-        assert reply in (Answer(1, 0, reply.body if isinstance(reply, Answer) else None),), reply
+        assert isinstance(reply, Answer) and (reply.xid, reply.err) == (1, 0), reply
     server.restart()
     wait_for(
         lambda: four_letter_word(server.port, "ruok", timeout_s=2.0) == "imok",
