@@ -32,6 +32,22 @@ __all__ = [
 
 RegisterState = tuple[bool, str | None, int]
 ABSENT: RegisterState = (False, None, -1)
+UNSEEN = "\x00unseen"  # stands for any written value that no read in the history returns
+_READS = ("read", "final-read", "sync")
+
+
+def _normalise(ops: Sequence[Op]) -> list[Op]:
+    seen = {
+        o.out_value
+        for o in ops
+        if o.status == "ok" and o.f in ("read", "final-read") and o.out_value is not None
+    }
+    return [
+        replace(o, value=UNSEEN)
+        if o.f in ("write", "cas", "create") and o.value not in seen and o.value != UNSEEN
+        else o
+        for o in ops
+    ]
 
 
 def step(state: RegisterState, op: Op) -> RegisterState | None:
@@ -174,8 +190,15 @@ def check_register(
     before the earliest pending return (Wing & Gong), completed ops first and ``info`` ops last
     (an info op is optional, so trying the obligatory ones first finds a witness sooner; the
     search stays exhaustive). Info reads and syncs constrain nothing and are dropped.
+
+    Two reductions keep lost replies from making the search exponential (both exact):
+    values no read in ``ops`` ever returns are replaced by one placeholder, so states that differ
+    only in an unobservable value share a memo entry; and among pending ``info`` ops with the
+    same effect (same f, value or placeholder, expected version) only the earliest-called is a
+    candidate, since any linearization using a later one can use the earlier one at the same
+    point instead (it is pending there too) with identical observations.
     """
-    ops = [o for o in ops if not (o.status == "info" and o.f in ("read", "final-read", "sync"))]
+    ops = _normalise([o for o in ops if not (o.status == "info" and o.f in _READS)])
     ids = {id(op): i for i, op in enumerate(ops)}
     head = _build_list(ops)
     remaining = sum(1 for o in ops if o.ret is not None)
@@ -191,9 +214,19 @@ def check_register(
     def level() -> tuple[list[_Node], _Node | None]:
         done: list[_Node] = []
         info: list[_Node] = []
+        effects: set[tuple[str, str | None, int | None]] = set()
         e = head.next
         while e is not None and e.is_call:
-            (done if e.match is not None else info).append(e)
+            op = e.op
+            assert op is not None
+            if e.match is not None:
+                done.append(e)
+            else:
+                # Pending info ops with the same effect are interchangeable: try the earliest.
+                effect = (op.f, op.value, op.exp_version)
+                if effect not in effects:
+                    effects.add(effect)
+                    info.append(e)
             e = e.next
         return done + info, e
 
