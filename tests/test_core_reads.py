@@ -204,5 +204,5 @@ def test_multi_read() -> None:
             (int(OpCode.getChildren), GetChildrenResponse(("c", "e2"))),
         )
     )
-    assert r.watch == WatchReg("/a", "data")
-    assert r.extra_watches == (WatchReg("/a/b", "child"),)
+    # ZooKeeper 3.8 drops the watch flags of a multiRead's ops
+    assert r.watch is None

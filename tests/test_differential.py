@@ -1122,6 +1122,18 @@ def sc_client_sends_create_session(b: str) -> list[Step]:
     ]
 
 
+def sc_client_sends_delete_container(b: str) -> list[Step]:
+    # deleteContainer (20) is the server's own op (ContainerManager); a client sending it gets
+    # BadArguments with a fresh zxid, and the connection stays open.
+    return [
+        Connect("a"),
+        create(f"{b}/c", b"", flags=4),  # CONTAINER
+        Req(OpCode.deleteContainer, _s(f"{b}/c")),
+        exists(f"{b}/c"),
+        exists("/"),
+    ]
+
+
 def _s(path: str) -> bytes:
     raw = path.encode()
     return len(raw).to_bytes(4, "big") + raw
@@ -1352,11 +1364,8 @@ CASES: dict[str, Case] = {
     "multi_failures": Case(sc_multi_failures),
     "multi_empty": Case(sc_multi_empty),
     "multi_read": Case(sc_multi_read),
-    "multi_read_watch_flags": Case(
-        sc_multi_read_watch_flags,
-        bug="multiRead sets the watches its getData/getChildren ops ask for; Apache 3.8 drops "
-        "the watch flag of every op in a multiRead (events after the read arrive on zkref only)",
-    ),
+    # once a zkref bug (multiRead set watches); Apache 3.8 drops the ops' watch flags
+    "multi_read_watch_flags": Case(sc_multi_read_watch_flags),
     "check_remove_watches": Case(sc_check_remove_watches),
     "addwatch_persistent": Case(sc_addwatch_persistent),
     "addwatch_recursive": Case(sc_addwatch_recursive),
@@ -1374,12 +1383,9 @@ CASES: dict[str, Case] = {
     "whoami_auth": Case(sc_whoami_auth),
     "disabled_and_unknown_ops": Case(sc_disabled_and_unknown_ops),
     "top_level_check": Case(sc_top_level_check),
-    "client_sends_create_session": Case(
-        sc_client_sends_create_session,
-        bug="a client request with opcode createSession (-10): Apache answers MarshallingError "
-        "with a new zxid and keeps the connection open; zkref answers Unimplemented (zxid -1) "
-        "and closes the connection",
-    ),
+    # once a zkref bug (Unimplemented + close); Apache: MarshallingError with a new zxid
+    "client_sends_create_session": Case(sc_client_sends_create_session),
+    "client_sends_delete_container": Case(sc_client_sends_delete_container),
     "malformed_bodies": Case(sc_malformed_bodies),
     "invalid_paths": Case(sc_invalid_paths),
     "root_and_system": Case(sc_root_and_system),

@@ -506,6 +506,12 @@ class ServerCore:
             return out
         if op in _WRITE_OPS:
             return self._write(c, hdr.xid, op, body, now_ms)
+        if op == OpCode.createSession:
+            # Not a client request: ZooKeeper's prep cannot read it as one (MarshallingError).
+            return self._error_write(c, hdr.xid, op, Err.MARSHALLINGERROR, now_ms)
+        if op == OpCode.deleteContainer:
+            # Only the server's own ContainerManager may send it: BadArguments, as ZooKeeper.
+            return self._error_write(c, hdr.xid, op, Err.BADARGUMENTS, now_ms)
         # UnimplementedRequestProcessor: answer, then close the connection
         out = [self._reply(c, hdr.xid, -1, int(Err.UNIMPLEMENTED), None)]
         self._close(c, f"unimplemented opcode {op}", out)
@@ -529,32 +535,28 @@ class ServerCore:
         if not self.sessions.touch(sid, c.timeout_ms, now_ms):
             return []
         if hdr.type in _WRITE_OPS and hdr.type != OpCode.closeSession:
-            zxid = self._last_zxid + 1
-            txn_hdr = TxnHeader(sid, hdr.xid, zxid, now_ms, int(OpCode.error))
-            entry = self._hand_out(
-                _Inflight(
-                    _K_REQUEST,
-                    txn_hdr,
-                    ErrorTxn(int(Err.MARSHALLINGERROR)),
-                    c.conn,
-                    hdr.xid,
-                    hdr.type,
-                    sid,
-                    now_ms,
-                )
-            )
-            q = self._queues.get(sid)
-            if q is None:
-                self._queues[sid] = deque((entry,))
-            else:
-                q.append(entry)
-            return [Persist(txn_hdr, entry.txn)]
+            return self._error_write(c, hdr.xid, hdr.type, Err.MARSHALLINGERROR, now_ms)
         q = self._queues.get(sid)
         if q is not None:
             q.append(_Queued(conn, hdr.xid, _MALFORMED, None, c.auth, now_ms))
         else:
             self._serve(c, hdr.xid, _MALFORMED, None, c.auth, now_ms, out)
         return out
+
+    def _error_write(self, c: _Conn, xid: int, op: int, err: Err, now_ms: int) -> list[Effect]:
+        """A request PrepRequestProcessor turns into an ErrorTxn: it takes a zxid, is logged,
+        and is answered with `err` in the session's order."""
+        sid = c.session_id
+        txn_hdr = TxnHeader(sid, xid, self._last_zxid + 1, now_ms, int(OpCode.error))
+        entry = self._hand_out(
+            _Inflight(_K_REQUEST, txn_hdr, ErrorTxn(int(err)), c.conn, xid, op, sid, now_ms)
+        )
+        q = self._queues.get(sid)
+        if q is None:
+            self._queues[sid] = deque((entry,))
+        else:
+            q.append(entry)
+        return [Persist(txn_hdr, entry.txn)]
 
     def _write(self, c: _Conn, xid: int, op: int, body: object | None, now_ms: int) -> list[Effect]:
         sid = c.session_id
@@ -620,8 +622,6 @@ class ServerCore:
             res = process_read(self.tree, op, body, auth, c.session_id)
             if res.watch is not None:
                 self.watches.add_watch(res.watch.path, c.conn, res.watch.kind)
-            for reg in res.extra_watches:
-                self.watches.add_watch(reg.path, c.conn, reg.kind)
             err = res.err
             out.append(self._reply(c, xid, last, err, res.response if err == 0 else None, op))
         elif op == OpCode.ping:
