@@ -68,7 +68,10 @@ def main(argv: list[str]) -> int:
         except (OSError, HistoryError) as e:
             print(f"zkref chaos check: {e}", file=sys.stderr)
             return 2
-        print(json.dumps(report.to_json(), indent=2) if a.json else render_text(report))
+        try:
+            print(json.dumps(report.to_json(), indent=2) if a.json else render_text(report))
+        except BrokenPipeError:  # `| head`: the reader has seen enough; the exit code stands
+            sys.stderr.close()
         if a.html:
             render_html(report, a.html)
             print(f"timeline: {a.html}")

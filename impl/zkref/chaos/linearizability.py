@@ -36,16 +36,15 @@ UNSEEN = "\x00unseen"  # stands for any written value that no read in the histor
 _READS = ("read", "final-read", "sync")
 
 
-def _normalise(ops: Sequence[Op]) -> list[Op]:
+def _written_values(ops: Sequence[Op]) -> list[str | None]:
+    """Each op's written value, or UNSEEN when no read among ``ops`` returns it."""
     seen = {
         o.out_value
         for o in ops
         if o.status == "ok" and o.f in ("read", "final-read") and o.out_value is not None
     }
     return [
-        replace(o, value=UNSEEN)
-        if o.f in ("write", "cas", "create") and o.value not in seen and o.value != UNSEEN
-        else o
+        UNSEEN if o.f in ("write", "cas", "create") and o.value not in seen else o.value
         for o in ops
     ]
 
@@ -53,6 +52,10 @@ def _normalise(ops: Sequence[Op]) -> list[Op]:
 def step(state: RegisterState, op: Op) -> RegisterState | None:
     """The state after ``op`` if ``op`` with its recorded outcome is legal in ``state``;
     None if it is not."""
+    return _step(state, op, op.value)
+
+
+def _step(state: RegisterState, op: Op, written: str | None) -> RegisterState | None:
     exists, value, version = state
     f = op.f
     status = op.status
@@ -84,19 +87,19 @@ def step(state: RegisterState, op: Op) -> RegisterState | None:
     if f == "create":
         if exists:
             return None
-        return (True, op.value, 0)
+        return (True, written, 0)
     if f == "write":
         if not exists:
             return None
         if not took_effect_only and op.out_version is not None and op.out_version != version + 1:
             return None
-        return (True, op.value, version + 1)
+        return (True, written, version + 1)
     if f == "cas":
         if not exists or version != op.exp_version:
             return None
         if not took_effect_only and op.out_version is not None and op.out_version != version + 1:
             return None
-        return (True, op.value, version + 1)
+        return (True, written, version + 1)
     if f == "delete":
         if not exists:
             return None
@@ -198,8 +201,9 @@ def check_register(
     candidate, since any linearization using a later one can use the earlier one at the same
     point instead (it is pending there too) with identical observations.
     """
-    ops = _normalise([o for o in ops if not (o.status == "info" and o.f in _READS)])
+    ops = [o for o in ops if not (o.status == "info" and o.f in _READS)]
     ids = {id(op): i for i, op in enumerate(ops)}
+    written = _written_values(ops)
     head = _build_list(ops)
     remaining = sum(1 for o in ops if o.ret is not None)
     state = init
@@ -223,7 +227,7 @@ def check_register(
                 done.append(e)
             else:
                 # Pending info ops with the same effect are interchangeable: try the earliest.
-                effect = (op.f, op.value, op.exp_version)
+                effect = (op.f, written[ids[id(op)]], op.exp_version)
                 if effect not in effects:
                     effects.add(effect)
                     info.append(e)
@@ -249,7 +253,7 @@ def check_register(
             node = cands[i]
             op = node.op
             assert op is not None
-            new_state = step(state, op)
+            new_state = _step(state, op, written[ids[id(op)]])
             if new_state is not None:
                 new_lin = linearized | (1 << ids[id(op)])
                 key = (new_lin, new_state)
