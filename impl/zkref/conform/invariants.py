@@ -1,0 +1,205 @@
+"""Python twins of the invariants of `spec/Zab.tla`, same names, same meaning.
+
+Each takes the spec's variables (`ZabVars`, built by a refinement mapping such as
+`zkref.sim.zab_cluster.spec_vars`) and returns None when it holds, else what broke it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from zkref.core.zab.messages import Sid, Txn
+from zkref.core.zab.zxid import zxid_counter, zxid_epoch
+
+
+@dataclass(frozen=True, slots=True)
+class ZabVars:
+    """The spec's variables (those the invariants read), server by server."""
+
+    servers: tuple[Sid, ...]
+    state: dict[Sid, str]
+    zab_state: dict[Sid, str]
+    online: dict[Sid, bool]
+    leader_of: dict[Sid, Sid | None]
+    accepted_epoch: dict[Sid, int]
+    current_epoch: dict[Sid, int]
+    history: dict[Sid, tuple[Txn, ...]]
+    disk: dict[Sid, tuple[Txn, ...]]
+    last_committed: dict[Sid, int]
+    nl_phase: dict[Sid, str]
+    proposed: frozenset[Txn]
+    committed: frozenset[Txn]
+    epoch_leader: frozenset[tuple[int, Sid]]
+
+    def delivered(self, i: Sid) -> tuple[Txn, ...]:
+        return self.history[i][: self.last_committed[i]]
+
+    def is_quorum(self, sids: set[Sid]) -> bool:
+        return 2 * len(sids) > len(self.servers)
+
+
+def is_prefix(s: Sequence[Txn], t: Sequence[Txn]) -> bool:
+    return len(s) <= len(t) and tuple(s) == tuple(t[: len(s)])
+
+
+def before(s: Sequence[Txn], a: Txn, b: Txn) -> bool:
+    """The spec's Before: some a strictly precedes some b in s."""
+    if a not in s or b not in s:
+        return False
+    first_a = s.index(a)
+    last_b = len(s) - 1 - list(reversed(s)).index(b)
+    return first_a < last_b
+
+
+def _z(t: Txn) -> str:
+    return f"({zxid_epoch(t.zxid)},{zxid_counter(t.zxid)})"
+
+
+def Leadership(v: ZabVars) -> str | None:
+    """One established leader per epoch."""
+    by_epoch: dict[int, set[Sid]] = {}
+    for e, s in v.epoch_leader:
+        by_epoch.setdefault(e, set()).add(s)
+    bad = {e: sorted(ss) for e, ss in by_epoch.items() if len(ss) > 1}
+    return f"epochs with two leaders: {bad}" if bad else None
+
+
+def PrefixConsistency(v: ZabVars) -> str | None:
+    """Delivered sequences never diverge."""
+    for i in v.servers:
+        for j in v.servers:
+            di, dj = v.delivered(i), v.delivered(j)
+            if i < j and not (is_prefix(di, dj) or is_prefix(dj, di)):
+                return (
+                    f"delivered of {i} {[_z(t) for t in di]} and of {j} {[_z(t) for t in dj]}"
+                    " diverge"
+                )
+    return None
+
+
+def Integrity(v: ZabVars) -> str | None:
+    """Only txns that a leader broadcast are delivered."""
+    for i in v.servers:
+        extra = [t for t in v.delivered(i) if t not in v.proposed]
+        if extra:
+            return f"server {i} delivered {[_z(t) for t in extra]}, never proposed"
+    return None
+
+
+def Agreement(v: ZabVars) -> str | None:
+    """If i delivers a and j delivers b, then i delivers b or j delivers a."""
+    for i in v.servers:
+        for j in v.servers:
+            di, dj = set(v.delivered(i)), set(v.delivered(j))
+            only_i, only_j = di - dj, dj - di
+            if only_i and only_j:
+                a, b = min(only_i, key=lambda t: t.zxid), min(only_j, key=lambda t: t.zxid)
+                return f"{i} delivered {_z(a)} but not {_z(b)}; {j} the other way round"
+    return None
+
+
+def TotalOrder(v: ZabVars) -> str | None:
+    """If some server delivers a before b, any server that delivers b delivers a before b."""
+    for i in v.servers:
+        di = v.delivered(i)
+        for j in v.servers:
+            dj = v.delivered(j)
+            in_j = set(dj)
+            for y, b in enumerate(di):
+                if b not in in_j:
+                    continue
+                for a in di[:y]:
+                    if a != b and before(di, a, b) and not before(dj, a, b):
+                        return f"{i} delivers {_z(a)} before {_z(b)}, {j} does not"
+    return None
+
+
+def LocalPrimaryOrder(v: ZabVars) -> str | None:
+    """A leader's proposals are delivered in the order it proposed them, with no gaps."""
+    for i in v.servers:
+        di = v.delivered(i)
+        for b in set(di):
+            for a in v.proposed:
+                if a.epoch == b.epoch and a.counter < b.counter and not before(di, a, b):
+                    return f"server {i} delivers {_z(b)} without {_z(a)} before it"
+    return None
+
+
+def GlobalPrimaryOrder(v: ZabVars) -> str | None:
+    """Txns of an older epoch are delivered before txns of a newer epoch."""
+    for i in v.servers:
+        di = v.delivered(i)
+        for x in range(len(di) - 1):
+            if di[x].epoch > di[x + 1].epoch:
+                return f"server {i} delivers {_z(di[x])} before {_z(di[x + 1])}"
+    return None
+
+
+def PrimaryIntegrity(v: ZabVars) -> str | None:
+    """An established leader holds every txn delivered anywhere in an earlier epoch."""
+    for i in v.servers:
+        if v.state[i] != "LEADING" or v.zab_state[i] != "BROADCAST":
+            continue
+        hi = set(v.history[i])
+        for j in v.servers:
+            for a in v.delivered(j):
+                if a.epoch < v.current_epoch[i] and a not in hi:
+                    e = v.current_epoch[i]
+                    return f"leader {i} of epoch {e} lacks {_z(a)} ({j} delivered it)"
+    return None
+
+
+def CommittedLogDurability(v: ZabVars) -> str | None:
+    """A committed txn is on the disk of a quorum, so no crash or sync can lose it."""
+    disks = {j: set(v.disk[j]) for j in v.servers}
+    for t in sorted(v.committed, key=lambda t: t.zxid):
+        on = {j for j in v.servers if t in disks[j]}
+        if not v.is_quorum(on):
+            return f"committed {_z(t)} is durable only on {sorted(on)}"
+    return None
+
+
+def ProcessConsistency(v: ZabVars) -> str | None:
+    """After NEWLEADER, a follower's log is a prefix of its leader's."""
+    for i in v.servers:
+        j = v.leader_of[i]
+        if (
+            v.state[i] == "FOLLOWING"
+            and v.nl_phase[i] != "none"
+            and j is not None
+            and v.state[j] == "LEADING"
+            and v.online[j]
+            and not is_prefix(v.history[i], v.history[j])
+        ):
+            return (
+                f"follower {i} log {[_z(t) for t in v.history[i]]} is not a prefix of leader"
+                f" {j}'s {[_z(t) for t in v.history[j]]}"
+            )
+    return None
+
+
+INVARIANTS: dict[str, Callable[[ZabVars], str | None]] = {
+    f.__name__: f
+    for f in (
+        Leadership,
+        PrefixConsistency,
+        Integrity,
+        Agreement,
+        TotalOrder,
+        LocalPrimaryOrder,
+        GlobalPrimaryOrder,
+        PrimaryIntegrity,
+        CommittedLogDurability,
+        ProcessConsistency,
+    )
+}
+
+
+def violations(v: ZabVars) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, inv in INVARIANTS.items():
+        detail = inv(v)
+        if detail is not None:
+            out[name] = detail
+    return out

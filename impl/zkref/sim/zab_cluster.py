@@ -1,0 +1,548 @@
+"""A whole Zab ensemble in one process, driven from one seed.
+
+`ZabCluster(n, seed)` runs n `QuorumPeer` cores over `zkref.sim.network` (per-pair FIFO links,
+partitions, holds), a `SimDisk` and a `DataTree` per server, and a tick clock. The host loop
+executes each core's effects in order; a crash can fall between any two of them (`crash_after`).
+Election is the spec's oracle (ElectLeader / FollowLeader) until the FastLeaderElection core is
+composed in: a quorum of LOOKING servers whose logs are flushed picks a member with a maximal
+vote (currentEpoch, last zxid).
+
+After every step the refinement mapping `spec_vars` gives the spec's variables from the cores'
+fields, and every invariant of `spec/Zab.tla` (`zkref.conform.invariants`) is evaluated on them;
+the host also checks that each core's view of its disk is what the disk holds and that the data
+tree applied exactly the delivered txns. A failure raises `SimFailure` ending in
+"reproduce with seed=N".
+
+Scripted use: `elect`, `deliver`, `hold`/`release`, `fsync`, `crash`, `crash_after`, `restart`,
+`partition`/`heal`, `write`, `run_until_quiet`. Randomised use: `swarm` (faults drawn from the
+seed, then heal, then convergence within a step budget).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from zkref.conform.invariants import ZabVars, violations
+from zkref.core.acl import OPEN_ACL_UNSAFE
+from zkref.core.datatree import DataTree
+from zkref.core.spec_action import spec_action
+from zkref.core.zab.effects import (
+    AppendTxns,
+    Apply,
+    Effect,
+    FsyncLog,
+    InstallSnapshot,
+    Send,
+    StateChanged,
+    Trace,
+    TruncateLog,
+    WriteAcceptedEpoch,
+    WriteCurrentEpoch,
+)
+from zkref.core.zab.messages import (
+    NlPhase,
+    PacketType,
+    QuorumPacket,
+    ServerState,
+    Sid,
+    Txn,
+    ZabState,
+)
+from zkref.core.zab.peer import QuorumPeer
+from zkref.sim.clock import SimClock
+from zkref.sim.disk import SimDisk
+from zkref.sim.network import Network
+from zkref.wire.constants import OpCode
+from zkref.wire.records import CreateTxn
+
+
+class SimFailure(AssertionError):
+    """A simulated run broke an invariant or did not converge."""
+
+
+class InvariantViolation(SimFailure):
+    def __init__(self, name: str, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.detail = detail
+
+
+EffectPredicate = Callable[[Effect], bool]
+
+
+@dataclass(slots=True)
+class CrashHook:
+    sid: Sid
+    pred: EffectPredicate
+    what: str
+
+
+def after_effect(kind: type) -> EffectPredicate:
+    """Match the first effect of this type (e.g. `WriteCurrentEpoch`)."""
+    return lambda e: isinstance(e, kind)
+
+
+def after_action(name: str) -> EffectPredicate:
+    """Match the trace record of this spec action, i.e. right after the action's effects that
+    come before it."""
+    return lambda e: isinstance(e, Trace) and e.action == name
+
+
+def spec_vars(c: ZabCluster) -> ZabVars:
+    """The refinement mapping: the spec's variables from the cores' fields (and the ghost
+    variables the host keeps)."""
+    ps = c.peers
+    return ZabVars(
+        servers=tuple(c.sids),
+        state={s: str(p.state) for s, p in ps.items()},
+        zab_state={s: str(p.zab_state) for s, p in ps.items()},
+        online={s: p.online for s, p in ps.items()},
+        leader_of={s: p.leader_of for s, p in ps.items()},
+        accepted_epoch={s: p.accepted_epoch for s, p in ps.items()},
+        current_epoch={s: p.current_epoch for s, p in ps.items()},
+        history={s: tuple(p.storage.history) for s, p in ps.items()},
+        disk={s: tuple(p.storage.disk) for s, p in ps.items()},
+        last_committed={s: p.last_committed for s, p in ps.items()},
+        nl_phase={s: str(p.nl_phase) for s, p in ps.items()},
+        proposed=frozenset(c.proposed),
+        committed=frozenset(c.committed),
+        epoch_leader=frozenset(c.epoch_leader),
+    )
+
+
+def tree_fingerprint(tree: DataTree) -> tuple[tuple[str, bytes | None], ...]:
+    return tuple(sorted((path, node.data) for path, node in tree.export_nodes()))
+
+
+class ZabCluster:
+    def __init__(self, n: int = 3, seed: int = 0, *, check: bool = True, **peer_kw: Any) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.clock = SimClock()
+        self.sids = [Sid(i) for i in range(1, n + 1)]
+        self.net: Network[Sid, QuorumPacket] = Network(self.sids, self.clock, self.rng)
+        self.peers = {s: QuorumPeer(s, self.sids, **peer_kw) for s in self.sids}
+        self.disks = {s: SimDisk() for s in self.sids}
+        self.trees = {s: DataTree() for s in self.sids}
+        self.applied: dict[Sid, list[Txn]] = {s: [] for s in self.sids}
+        self.pending_fsync: set[Sid] = set()
+        self.proposed: set[Txn] = set()
+        self.committed: set[Txn] = set()
+        self.epoch_leader: set[tuple[int, Sid]] = set()
+        self.crash_hooks: list[CrashHook] = []
+        self.records: list[dict[str, Any]] = []
+        self.steps: list[str] = []
+        self.check = check
+        self.writes = 0
+
+    # ------------------------------------------------------------------ reporting
+
+    def fail(self, what: str) -> str:
+        recent = "\n  ".join(self.steps[-25:])
+        return f"{what}\n last steps:\n  {recent}\nreproduce with seed={self.seed}"
+
+    def verify(self) -> None:
+        v = spec_vars(self)
+        bad = violations(v)
+        if bad:
+            name, detail = next(iter(bad.items()))
+            raise InvariantViolation(
+                name, detail, self.fail(f"invariant {name} violated: {detail}")
+            )
+        for s, p in self.peers.items():
+            d = self.disks[s]
+            if p.storage.disk != d.durable_log or p.storage.history != d.log:
+                raise SimFailure(self.fail(f"server {s}: core's log view differs from its disk"))
+            if (p.accepted_epoch, p.current_epoch) != (d.accepted_epoch, d.current_epoch):
+                raise SimFailure(self.fail(f"server {s}: core's epochs differ from its disk"))
+            if self.applied[s] != p.storage.history[: p.last_committed]:
+                raise SimFailure(self.fail(f"server {s}: data tree applied != delivered"))
+
+    def _step(self, label: str) -> None:
+        self.steps.append(f"t={self.clock.now} {label}")
+        if self.check:
+            self.verify()
+
+    # ------------------------------------------------------------------ the host loop
+
+    def _ghosts(self, s: Sid, effects: list[Effect]) -> None:
+        p = self.peers[s]
+        if p.state is ServerState.LEADING:
+            self.committed.update(p.storage.history[: p.last_committed])
+        for e in effects:
+            if not isinstance(e, Trace):
+                continue
+            if e.action == "LeaderProcessRequest":
+                self.proposed.add(e.params["txn"])
+            elif e.action == "LeaderProcessACKEPOCH" and e.params.get("established") is not None:
+                self.epoch_leader.add((e.params["established"], s))
+
+    def _feed(self, s: Sid, effects: list[Effect]) -> None:
+        self._ghosts(s, effects)
+        for e in effects:
+            if not self.peers[s].online:
+                return  # crashed in the middle: the rest never happens
+            self._execute(s, e)
+            for hook in self.crash_hooks:
+                if hook.sid == s and hook.pred(e):
+                    self.crash_hooks.remove(hook)
+                    self.steps.append(f"t={self.clock.now} crash {s} after {hook.what}")
+                    self._crash(s)
+                    break
+
+    def _execute(self, s: Sid, e: Effect) -> None:
+        d = self.disks[s]
+        match e:
+            case Send():
+                self.net.send(s, e.to, e.msg)
+            case AppendTxns():
+                d.append(e.txns)
+            case FsyncLog():
+                self.pending_fsync.add(s)
+            case TruncateLog():
+                d.truncate(e.zxid)
+                if any(t.zxid > e.zxid for t in self.applied[s]):
+                    self._rebuild_tree(s, [t for t in self.applied[s] if t.zxid <= e.zxid])
+            case WriteAcceptedEpoch():
+                d.accepted_epoch = e.epoch
+            case WriteCurrentEpoch():
+                d.current_epoch = e.epoch
+            case InstallSnapshot():
+                d.replace(e.snapshot)
+                self._rebuild_tree(s, [])
+            case Apply():
+                self.trees[s].apply(e.txn.hdr, e.txn.body)
+                self.applied[s].append(e.txn)
+            case StateChanged():
+                if e.state is ServerState.LOOKING:
+                    self._cut(s)
+            case Trace():
+                self.records.append({"node": s, "action": e.action, "params": e.params})
+
+    def _rebuild_tree(self, s: Sid, txns: list[Txn]) -> None:
+        tree = DataTree()
+        for t in txns:
+            tree.apply(t.hdr, t.body)
+        self.trees[s] = tree
+        self.applied[s] = list(txns)
+
+    def _cut(self, s: Sid) -> None:
+        """s dropped every connection: links lose what they carried, peers notice."""
+        for o in self.sids:
+            if o != s:
+                self.net.reset(s, o)
+                self.net.reset(o, s)
+        for o in self.sids:
+            if o != s and self.peers[o].online:
+                self._feed(o, self.peers[o].link_down(s))
+
+    def _crash(self, s: Sid) -> None:
+        self.net.crash(s)
+        self.pending_fsync.discard(s)
+        durable = self.disks[s].crash()
+        out = self.peers[s].crash(durable)
+        self._rebuild_tree(s, [])
+        for e in out:
+            self._execute(s, e)
+
+    # ------------------------------------------------------------------ scripted steps
+
+    def deliver(self, frm: Sid, to: Sid, expect: PacketType | None = None) -> QuorumPacket:
+        msg = self.net.deliver(frm, to)
+        if expect is not None:
+            assert msg.type is expect, (msg, expect)
+        self._feed(to, self.peers[to].receive(frm, msg))
+        self._step(f"deliver {msg.type.name} {frm}->{to}")
+        return msg
+
+    def fsync(self, s: Sid) -> None:
+        assert s in self.pending_fsync, s
+        self.pending_fsync.discard(s)
+        self.disks[s].fsync()
+        self._feed(s, self.peers[s].persisted())
+        self._step(f"fsync {s}")
+
+    def tick(self) -> None:
+        self.clock.advance()
+        for s in self.sids:
+            self._feed(s, self.peers[s].tick())
+        self._step("tick")
+
+    def crash(self, s: Sid) -> None:
+        self._crash(s)
+        self._step(f"crash {s}")
+
+    def crash_after(self, s: Sid, pred: EffectPredicate, what: str = "") -> None:
+        """Crash s right after it executes the first effect matching `pred`."""
+        self.crash_hooks.append(CrashHook(s, pred, what or "a matching effect"))
+
+    def restart(self, s: Sid) -> None:
+        self.net.revive(s)
+        self._feed(s, self.peers[s].restart())
+        self._step(f"restart {s}")
+
+    @spec_action("PartitionStart")
+    def partition(self, a: Sid, b: Sid) -> None:
+        """Spec: PartitionStart. The link a-b fails; a follower across it loses its leader."""
+        self.net.partition(a, b)
+        for x, y in ((a, b), (b, a)):
+            if self.peers[x].online:
+                self._feed(x, self.peers[x].link_down(y))
+        self._step(f"partition {a}|{b}")
+
+    @spec_action("PartitionRecover")
+    def heal(self, a: Sid, b: Sid) -> None:
+        """Spec: PartitionRecover."""
+        self.net.heal(a, b)
+        self._step(f"heal {a}|{b}")
+
+    def hold(self, frm: Sid, to: Sid) -> None:
+        self.net.hold(frm, to)
+
+    def release(self, frm: Sid, to: Sid) -> None:
+        self.net.release(frm, to)
+
+    def write(self, data: bytes = b"v") -> Txn | None:
+        """A client write at the broadcasting leader; None when there is none."""
+        for s, p in self.peers.items():
+            if p.online and p.state is ServerState.LEADING and p.zab_state is ZabState.BROADCAST:
+                self.writes += 1
+                n = self.writes
+                body = CreateTxn(f"/k{n}", data, OPEN_ACL_UNSAFE, False, n)
+                out = p.request(1, n, int(OpCode.create), body)
+                self._feed(s, out)
+                self._step(f"write /k{n} at {s}")
+                return next(e.txns[0] for e in out if isinstance(e, AppendTxns))
+        return None
+
+    # ------------------------------------------------------------------ the election oracle
+
+    def vote_geq(self, i: Sid, j: Sid) -> bool:
+        pi, pj = self.peers[i], self.peers[j]
+        return pi.current_epoch > pj.current_epoch or (
+            pi.current_epoch == pj.current_epoch and pj.last_logged_zxid() <= pi.last_logged_zxid()
+        )
+
+    def electable(self) -> dict[Sid, set[Sid]]:
+        """Spec ElectLeader's guard: i -> the largest Q it can lead."""
+        looking = [s for s in self.sids if self.peers[s].ready_to_vote()]
+        out: dict[Sid, set[Sid]] = {}
+        for i in looking:
+            q = {j for j in looking if (j == i or self.net.connected(i, j)) and self.vote_geq(i, j)}
+            if self.peers[i].is_quorum(q):
+                out[i] = q
+        return out
+
+    def followable(self) -> list[tuple[Sid, Sid]]:
+        """Spec FollowLeader's guard."""
+        return [
+            (i, j)
+            for i in self.sids
+            if self.peers[i].ready_to_vote()
+            for j in self.sids
+            if i != j
+            and self.peers[j].online
+            and self.peers[j].state is ServerState.LEADING
+            and self.net.connected(i, j)
+        ]
+
+    def elect(self, leader: Sid | None = None, quorum: set[Sid] | None = None) -> Sid:
+        """Spec ElectLeader (oracle): `leader` (default: the best electable) leads `quorum`."""
+        cands = self.electable()
+        if leader is None:
+            assert cands, "no server can be elected"
+            leader = max(cands, key=lambda s: (len(cands[s]), s))
+        assert leader in cands, (leader, cands)
+        q = cands[leader] if quorum is None else set(quorum)
+        assert leader in q and q <= cands[leader] and self.peers[leader].is_quorum(q), q
+        self._feed(leader, self.peers[leader].lead())
+        for j in sorted(q - {leader}):
+            self._feed(j, self.peers[j].follow(leader))
+        self.records.append({"node": leader, "action": "ElectLeader", "params": sorted(q)})
+        self._step(f"ElectLeader {leader} by {sorted(q)}")
+        return leader
+
+    def follow(self, i: Sid, j: Sid) -> None:
+        """Spec FollowLeader (oracle)."""
+        assert (i, j) in self.followable(), (i, j)
+        self._feed(i, self.peers[i].follow(j))
+        self.records.append({"node": i, "action": "FollowLeader", "params": [j]})
+        self._step(f"FollowLeader {i}->{j}")
+
+    # ------------------------------------------------------------------ running
+
+    def busy(self) -> bool:
+        return bool(self.net.ready_links() or self.pending_fsync)
+
+    def run_until_quiet(self, max_steps: int = 10_000) -> None:
+        """Deliver every ready message and run every fsync, in a fixed order, until none is
+        left (no elections, no ticks)."""
+        for _ in range(max_steps):
+            ready = sorted(self.net.ready_links())
+            if ready:
+                self.deliver(*ready[0])
+            elif self.pending_fsync:
+                self.fsync(min(self.pending_fsync))
+            else:
+                return
+        raise SimFailure(self.fail("run_until_quiet did not settle"))
+
+    def leader(self) -> Sid | None:
+        live = [
+            s
+            for s, p in self.peers.items()
+            if p.online and p.state is ServerState.LEADING and p.zab_state is ZabState.BROADCAST
+        ]
+        return live[0] if len(live) == 1 else None
+
+    def converged(self) -> bool:
+        """Quiet, one broadcasting leader, every live server following it with the same log,
+        all of it delivered, and equal data trees."""
+        if self.busy():
+            return False
+        ld = self.leader()
+        if ld is None:
+            return False
+        lp = self.peers[ld]
+        fp = tree_fingerprint(self.trees[ld])
+        for s, p in self.peers.items():
+            if not p.online:
+                return False
+            if s != ld and (
+                p.leader_of != ld
+                or p.zab_state is not ZabState.BROADCAST
+                or p.nl_phase is not NlPhase.ACKED
+            ):
+                return False
+            if p.storage.history != lp.storage.history:
+                return False
+            if p.last_committed != len(p.storage.history):
+                return False
+            if tree_fingerprint(self.trees[s]) != fp:
+                return False
+        return True
+
+    def stabilize(self, max_steps: int = 5_000) -> Sid:
+        """No faults: deliver, fsync, elect, follow, tick until converged."""
+        for _ in range(max_steps):
+            if self.converged():
+                ld = self.leader()
+                assert ld is not None
+                return ld
+            self._heal_step()
+        raise SimFailure(self.fail(f"no convergence within {max_steps} steps"))
+
+    def _heal_step(self) -> None:
+        ready = self.net.ready_links()
+        if ready or self.pending_fsync:
+            if ready and (not self.pending_fsync or self.rng.random() < 0.7):
+                self.deliver(*self.rng.choice(sorted(ready)))
+            else:
+                self.fsync(self.rng.choice(sorted(self.pending_fsync)))
+            return
+        cands = self.electable()
+        if cands:
+            self.elect(self.rng.choice(sorted(cands)))
+            return
+        fol = self.followable()
+        if fol:
+            self.follow(*self.rng.choice(fol))
+            return
+        self.tick()
+
+    # ------------------------------------------------------------------ swarm
+
+    def _random_step(self, max_txns: int) -> None:
+        r = self.rng
+        roll = r.random()
+        if roll < 0.08:
+            self._random_fault()
+            return
+        if roll < 0.16 and self.writes < max_txns and self.leader() is not None:
+            self.write()
+            return
+        if roll < 0.22:
+            cands = self.electable()
+            if cands:
+                i = r.choice(sorted(cands))
+                q = sorted(cands[i] - {i})
+                need = len(self.sids) // 2  # others needed besides i
+                extra = r.sample(q, r.randint(need, len(q)))
+                self.elect(i, {i, *extra})
+                return
+            fol = self.followable()
+            if fol:
+                self.follow(*r.choice(fol))
+                return
+        if roll < 0.27:
+            self.tick()
+            return
+        ready = self.net.ready_links()
+        if self.pending_fsync and (not ready or r.random() < 0.3):
+            self.fsync(r.choice(sorted(self.pending_fsync)))
+        elif ready:
+            self.deliver(*r.choice(sorted(ready)))
+        else:
+            self.tick()
+
+    def _random_fault(self) -> None:
+        r = self.rng
+        online = [s for s in self.sids if self.peers[s].online]
+        offline = [s for s in self.sids if not self.peers[s].online]
+        kind = r.choice(["crash", "crash_after", "restart", "partition", "heal", "hold", "release"])
+        if kind == "crash" and online:
+            self.crash(r.choice(online))
+        elif kind == "crash_after" and online:
+            s = r.choice(online)
+            kinds: list[type] = [
+                FsyncLog,
+                AppendTxns,
+                WriteAcceptedEpoch,
+                WriteCurrentEpoch,
+                Send,
+                TruncateLog,
+            ]
+            k = r.choice(kinds)
+            self.crash_after(s, after_effect(k), k.__name__)
+        elif kind == "restart" and offline:
+            self.restart(r.choice(offline))
+        elif kind == "partition":
+            a, b = r.sample(self.sids, 2)
+            if not self.net.partitioned(a, b):
+                self.partition(a, b)
+        elif kind == "heal" and self.net.partitions:
+            a, b = sorted(r.choice(sorted(sorted(p) for p in self.net.partitions)))
+            self.heal(a, b)
+        elif kind == "hold":
+            a, b = r.sample(self.sids, 2)
+            self.hold(a, b)
+        elif kind == "release":
+            a, b = r.sample(self.sids, 2)
+            self.release(a, b)
+
+    def heal_all(self) -> None:
+        self.crash_hooks.clear()
+        for p in sorted(sorted(x) for x in self.net.partitions):
+            self.heal(p[0], p[1])
+        self.net.heal()
+        for s in self.sids:
+            if not self.peers[s].online:
+                self.restart(s)
+
+    def swarm(self, fault_steps: int = 300, converge_steps: int = 3_000, max_txns: int = 6) -> Sid:
+        """Random faults from the seed, then heal; every live server must converge."""
+        for _ in range(fault_steps):
+            self._random_step(max_txns)
+        self.heal_all()
+        ld = self.stabilize(converge_steps)
+        # and the converged ensemble still commits a write everywhere
+        t = self.write()
+        assert t is not None
+        self.stabilize(converge_steps)
+        for s in self.sids:
+            if t not in self.applied[s]:
+                raise SimFailure(self.fail(f"server {s} did not apply the final write"))
+        return ld
