@@ -7,8 +7,12 @@ Two schedules:
   no notification is in flight to me"). The spec's invariants are checked after every step.
 - swarm (`swarm`): delivery order, ticks and faults (partitions, held/delayed/reset links,
   crashes, restarts, new rounds) are drawn from the seed; the timing assumption no longer
-  holds, so only the invariants that do not depend on it are checked during the faults; then
-  everything heals and every live member must decide on one leader within a step budget.
+  holds, so only VoteMonotonicLooking is checked during the faults; then everything heals and
+  every live member must decide on one leader within a step budget (ElectionAgreement then).
+
+The invariants are the Python twins of the spec's (`INVARIANTS`, same names). Swarm runs check,
+after every step, `VoteMonotonicLooking` (a server that stays LOOKING in one round only moves its
+vote up), the part of VoteMonotonic that holds whatever the timing, crashes and restarts.
 
 A decided server goes back to LOOKING (`FastLeaderElection.start_round`, the spec's FLERestart)
 when its leader is gone for `leader_timeout_ticks`: crashed, cut off, no longer LEADING, or, for
@@ -425,3 +429,45 @@ class ElectionCluster:
         if self.stable():
             return converge_steps
         raise self.fail(f"no stable leader {converge_steps} steps after healing")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m zkref.sim.election_cluster --n 5 --seeds 0-99 --swarm`: run seeds, print one
+    line each; a failure prints its steps and "reproduce with seed=N"."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--n", type=int, default=3, help="voting members")
+    p.add_argument("--observers", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="N or A-B (inclusive)")
+    p.add_argument("--swarm", action="store_true", help="random faults, then heal")
+    p.add_argument("--fault-steps", type=int, default=300)
+    p.add_argument("--max-steps", type=int, default=5_000)
+    p.add_argument("--bug-1419", action="store_true", help="plant ZOOKEEPER-1419")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every step")
+    args = p.parse_args(argv)
+    lo, _, hi = args.seeds.partition("-")
+    failed = 0
+    for seed in range(int(lo), int(hi or lo) + 1):
+        c = ElectionCluster(
+            args.n, seed, observers=args.observers, bug_vote_order_1419=args.bug_1419
+        )
+        if args.verbose:
+            c.recent = deque(maxlen=None)
+        try:
+            if args.swarm:
+                c.swarm(args.fault_steps, args.max_steps)
+            else:
+                c.run_until_stable(args.max_steps)
+        except SimFailure as e:
+            failed += 1
+            print(f"seed={seed} FAILED\n{e}")
+            continue
+        if args.verbose:
+            print("\n".join(c.recent))
+        print(f"seed={seed} steps={c.steps} ticks={c.clock.now} {c.describe()}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
