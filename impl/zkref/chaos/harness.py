@@ -707,6 +707,10 @@ def run(
         "queue": queue,
         "faults": [list(f) for f in faults],
         "t0_ns": t0_ns,  # time origin of "faults" (seconds after it), same clock as events
+        "client": f"kazoo {_kazoo_version()}",
+        # True: cuts also closed ZooKeeper's direct election connect-back links (ss -K, root);
+        # False: proxy only; null: no partition happened or the target has no proxy.
+        "direct_links_cut": getattr(tgt, "direct_links_cut", None),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
     history = out / "history.ndjson"
@@ -734,6 +738,15 @@ def run(
         faults=faults,
         interrupted=interrupted,
     )
+
+
+def _kazoo_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("kazoo")
+    except Exception:
+        return "?"
 
 
 def _wait_until(
