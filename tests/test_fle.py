@@ -415,3 +415,27 @@ def test_an_observing_observer_is_not_answered_so_nothing_ping_pongs() -> None:
     out = obs.receive(S(1), N(1, 1, zxid=5, rnd=5))
     assert out == [Send(S(1), N(4, 2, 3, 4, OBSERVING))]
     assert voter.receive(S(4), out[0].msg) == []  # type: ignore[union-attr]
+
+
+def test_spec_vars_use_the_spec_names_and_records() -> None:
+    e = started(1, zxid=3, epoch=1)
+    e.receive(S(3), N(3, 3, zxid=9, epoch=1))
+    v = e.spec_vars()
+    assert set(v) == {
+        "state",
+        "logicalClock",
+        "currentVote",
+        "recvVotes",
+        "outOfElection",
+        "waiting",
+        "prevVote",
+    }
+    spec = (SPEC / "FastLeaderElection.tla").read_text()
+    assert all(re.search(rf"^\s+{name},?\s+\\\*", spec, re.M) for name in v)
+    assert v["currentVote"] == {"leader": 3, "zxid": 9, "epoch": 1}
+    assert v["recvVotes"] == {
+        1: {"leader": 3, "zxid": 9, "epoch": 1, "round": 1, "state": "LOOKING"},
+        3: {"leader": 3, "zxid": 9, "epoch": 1, "round": 1, "state": "LOOKING"},
+    }
+    assert v["waiting"] is True and v["state"] == "LOOKING"
+    assert v["prevVote"] == {"vote": {"leader": 1, "zxid": 3, "epoch": 1}, "round": 1}

@@ -225,6 +225,26 @@ class FastLeaderElection:
         self.waiting = True
         self.wait_ticks_left = self.finalize_wait_ticks
 
+    def spec_vars(self) -> dict[str, object]:
+        """This server's slice of the spec's variables, keyed by the spec's names (the `post` of
+        a trace record). Votes as the spec's records: [leader, zxid, epoch (, round, state)]."""
+
+        def vote(v: Vote) -> dict[str, object]:
+            return {"leader": v.leader, "zxid": v.zxid, "epoch": v.peer_epoch}
+
+        def notif(n: Notification) -> dict[str, object]:
+            return vote(n.vote) | {"round": n.election_epoch, "state": str(n.state)}
+
+        return {
+            "state": str(self.state),
+            "logicalClock": self.logical_clock,
+            "currentVote": vote(self.current_vote),
+            "recvVotes": {j: notif(n) for j, n in sorted(self.recv_votes.items())},
+            "outOfElection": {j: notif(n) for j, n in sorted(self.out_of_election.items())},
+            "waiting": self.waiting,
+            "prevVote": {"vote": vote(self.prev_vote), "round": self.prev_round},
+        }
+
     # ----------------------------------------------------------------- inputs
 
     def start_election(self, last_zxid: int, current_epoch: int) -> list[Effect]:
