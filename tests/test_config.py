@@ -56,6 +56,8 @@ def test_every_implemented_key() -> None:
             "DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
             "extendedTypesEnabled=true",
             "jute.maxbuffer=4096",
+            "preAllocSize=1024",
+            "forceSync=no",
         ]
     )
     assert cfg.log_dir == Path("/l")
@@ -65,6 +67,7 @@ def test_every_implemented_key() -> None:
     assert cfg.super_digest == "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
     assert cfg.extended_types_enabled is True
     assert cfg.jute_maxbuffer == 4096
+    assert (cfg.prealloc_kb, cfg.force_sync) == (1024, False)
     assert (cfg.autopurge_snap_retain_count, cfg.autopurge_purge_interval_h) == (5, 2)
 
 
@@ -90,8 +93,8 @@ def test_server_lines() -> None:
 
 
 def test_known_zookeeper_keys_are_accepted_and_reported() -> None:
-    cfg = parse_zoo_cfg(["dataDir=/d", "admin.enableServer=false", "forceSync=yes"])
-    assert cfg.ignored_keys == ("admin.enableServer", "forceSync")
+    cfg = parse_zoo_cfg(["dataDir=/d", "admin.enableServer=false", "globalOutstandingLimit=9"])
+    assert cfg.ignored_keys == ("admin.enableServer", "globalOutstandingLimit")
 
 
 @pytest.mark.parametrize(

@@ -526,7 +526,8 @@ def test_crash_loses_only_unsynced_txns(tmp_path: Path, flushed: float) -> None:
     # may still have written some prefix of them (a partial page): `flushed` of the bytes.
     log1 = tmp_path / "version-2" / "log.1"
     unsynced = bytes(store.txn_log._segments[0].buf)
-    with open(log1, "ab") as f:
+    with open(log1, "r+b") as f:  # where the log writes next: inside its zero padding
+        f.seek(store.txn_log._pos)
         f.write(unsynced[: int(len(unsynced) * flushed)])
     res = FileTxnSnapLog(tmp_path).restore()
     # every synced txn is there; of the rest, exactly a prefix of whole records

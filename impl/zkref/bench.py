@@ -183,15 +183,23 @@ def _ensure_parent(port: int) -> None:
         raise RuntimeError(f"create /bench: err {err}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def _server(target: str, base: Path) -> Iterator[int]:
+def _server(target: str, base: Path) -> Iterator[tuple[int, int]]:
+    """(client port, server pid)."""
     if target == "zkref":
         from zkref.server.process import ZkrefServerProcess
 
         zp = ZkrefServerProcess(base / "zkref")
         zp.start()
         try:
-            yield zp.port
+            assert zp.proc is not None
+            yield zp.port, zp.proc.pid
         finally:
             zp.stop()
     else:
@@ -200,7 +208,9 @@ def _server(target: str, base: Path) -> Iterator[int]:
         zk = ApacheZooKeeper(1, base / "apache", heap_mb=1024)
         zk.start()
         try:
-            yield zk.client_port(1)
+            pid = zk.pid(1)
+            assert pid is not None
+            yield zk.client_port(1), pid
         finally:
             zk.stop()
 
@@ -210,13 +220,13 @@ class Figure:
     target: str
     kind: str
     ops_per_s: float
+    cpu_us_per_op: float
     errors: int
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m zkref.bench", description=__doc__.split("\n")[0])
     p.add_argument("--target", choices=["zkref", "zookeeper", "both"], default="both")
-    p.add_argument("--connect", help="host:port of a running server instead of starting one")
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--sessions", type=int, default=8)
     p.add_argument("--outstanding", type=int, default=32)
@@ -227,28 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     targets = ["zkref", "zookeeper"] if a.target == "both" else [a.target]
     with tempfile.TemporaryDirectory(prefix="zkref-bench-") as tmp:
         for target in targets:
-            with _server(target, Path(tmp)) as port:
+            with _server(target, Path(tmp)) as (port, pid):
                 _ensure_parent(port)
                 for kind in ("get", "set"):
-                    run_load(
-                        port,
-                        kind,
-                        seconds=a.warmup,
-                        sessions=a.sessions,
-                        outstanding=a.outstanding,
-                        procs=a.procs,
-                    )
-                    ops, errors = run_load(
-                        port,
-                        kind,
-                        seconds=a.seconds,
-                        sessions=a.sessions,
-                        outstanding=a.outstanding,
-                        procs=a.procs,
-                    )
-                    figures.append(Figure(target, kind, ops, errors))
+                    load = dict(sessions=a.sessions, outstanding=a.outstanding, procs=a.procs)
+                    run_load(port, kind, seconds=a.warmup, **load)
+                    cpu0 = cpu_seconds(pid)
+                    ops, errors = run_load(port, kind, seconds=a.seconds, **load)
+                    cpu_us = (cpu_seconds(pid) - cpu0) * 1e6 / max(1.0, ops * a.seconds)
+                    figures.append(Figure(target, kind, ops, cpu_us, errors))
                     print(
-                        f"{target:10s} {kind}Data  {ops:10,.0f} ops/s  errors={errors}", flush=True
+                        f"{target:10s} {kind}Data {ops:10,.0f} ops/s "
+                        f"{cpu_us:6.1f} us server CPU/op  errors={errors}",
+                        flush=True,
                     )
     print(
         f"\n{a.sessions} sessions x {a.outstanding} outstanding, 100-byte values, "

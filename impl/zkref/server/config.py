@@ -33,8 +33,6 @@ KNOWN_UNIMPLEMENTED = frozenset(
         "standaloneEnabled",
         "reconfigEnabled",
         "dynamicConfigFile",
-        "preAllocSize",
-        "forceSync",
         "globalOutstandingLimit",
         "commitLogCount",
         "snapSizeLimitInKb",
@@ -103,6 +101,8 @@ class ZooCfg:
     super_digest: str | None = None
     extended_types_enabled: bool = False
     jute_maxbuffer: int = DEFAULT_JUTE_MAXBUFFER
+    prealloc_kb: int = 4096  # preAllocSize (ZooKeeper: 65536, sparse; zkref zero-fills)
+    force_sync: bool = True
     init_limit_ticks: int = 10
     sync_limit_ticks: int = 5
     servers: tuple[ServerSpec, ...] = ()
@@ -215,6 +215,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "extendedTypesEnabled": ("extended_types_enabled", _bool),
     "zookeeper.extendedTypesEnabled": ("extended_types_enabled", _bool),
     "jute.maxbuffer": ("jute_maxbuffer", _int(1)),
+    "preAllocSize": ("prealloc_kb", _int(0)),
+    "forceSync": ("force_sync", _bool),
     "initLimit": ("init_limit_ticks", _int(1)),
     "syncLimit": ("sync_limit_ticks", _int(1)),
     "peerType": ("peer_type", str),

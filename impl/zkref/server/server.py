@@ -172,7 +172,12 @@ class ZkServer:
         self._snapshotting = False
         self._stopping = False
         self.failed = asyncio.Event()  # set when the server cannot go on (storage failure)
-        self.storage = FileTxnSnapLog(cfg.data_dir, cfg.data_log_dir)
+        self.storage = FileTxnSnapLog(
+            cfg.data_dir,
+            cfg.data_log_dir,
+            force_sync=cfg.force_sync,
+            prealloc_bytes=cfg.prealloc_kb * 1024,
+        )
         self.core: ServerCore = self._restore()
 
     # --- start-up -----------------------------------------------------------------------
@@ -365,6 +370,8 @@ class ZkServer:
             ms = (time.monotonic() - t0) * 1000
             if ms > 1000:
                 log.warning("fsync of the txn log took %.0f ms", ms)
+            elif log.isEnabledFor(logging.DEBUG):
+                log.debug("group commit: txns up to 0x%x durable after %.1f ms", upto, ms)
             self.core_call(self.core.persisted, upto, self.now_ms())
             self.flush()
             if self._txns_since_snapshot >= self.cfg.snap_count and not self._snapshotting:

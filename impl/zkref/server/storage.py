@@ -76,6 +76,12 @@ OPEN_ACL_UNSAFE: Final = (ACL(perms=31, id=Id(scheme="world", id="anyone")),)
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
+# Txn log files grow by this many zero bytes at a time. ZooKeeper's preAllocSize is 64 MB, but
+# sparse (one byte written at the new end); zero-filled space is what makes fdatasync cheap, and
+# 4 MB of it lasts ~30k small txns while keeping a new log file cheap to start.
+DEFAULT_PREALLOC: Final = 4 << 20
+
+
 class StorageError(Exception):
     """The data directory cannot be used (no valid snapshot, I/O failure, closed log)."""
 
@@ -163,12 +169,20 @@ class TxnLog:
     """ZooKeeper's `FileTxnLog`: `log.<first zxid>` files of checksummed, 'B'-terminated records.
 
     `append` only encodes into memory; `sync` writes what was appended and fsyncs it, once for the
-    whole batch. No preallocation: each sync writes exactly the new bytes (see docs/storage.md).
+    whole batch. The file is preallocated with zeros, `prealloc_bytes` at a time (ZooKeeper's
+    preAllocSize): an fdatasync of bytes written inside the file's allocated size has no size or
+    block-map change to commit, which makes it about twice as fast here. A zero record prefix
+    reads as the end of the log, as in ZooKeeper; a clean close trims the unused padding.
     """
 
-    def __init__(self, log_dir: Path, *, force_sync: bool = True) -> None:
+    def __init__(
+        self, log_dir: Path, *, force_sync: bool = True, prealloc_bytes: int = DEFAULT_PREALLOC
+    ) -> None:
         self.log_dir = log_dir
         self.force_sync = force_sync
+        self.prealloc_bytes = max(0, prealloc_bytes)
+        self._pos = 0  # where the next record goes in the current file
+        self._alloc_end = 0  # bytes of the current file already written (records + zero padding)
         log_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # guards _segments, _roll, _last_appended_zxid, _closed
         self._sync_lock = threading.Lock()  # one writer of the file at a time
@@ -237,7 +251,7 @@ class TxnLog:
                         self._open_file(seg.start_zxid)
                     fd = self._fd
                     assert fd is not None, "a segment without a file: the first append rolls"
-                    _write_all(fd, seg.buf)
+                    self._write_at_end(fd, seg.buf)
                     if self.force_sync:
                         _fdatasync(fd)
                         self.fsync_count += 1
@@ -246,6 +260,26 @@ class TxnLog:
                     # after this can be acknowledged. ZooKeeper exits here; the shell must too.
                     raise StorageError(f"writing {self._path}: {e}") from e
                 self._last_synced_zxid = max(self._last_synced_zxid, seg.last_zxid)
+
+    def _write_at_end(self, fd: int, data: bytes | bytearray) -> None:
+        end = self._pos + len(data)
+        if end > self._alloc_end and self.prealloc_bytes:
+            # FilePadding: grow the file with zeros ahead of the records.
+            new_end = max(end, self._alloc_end + self.prealloc_bytes)
+            zeros = bytes(min(1 << 20, new_end - self._alloc_end))
+            at = self._alloc_end
+            while at < new_end:
+                n = os.pwrite(fd, zeros[: new_end - at], at)
+                at += n
+            self._alloc_end = new_end
+        view = memoryview(data)
+        at = self._pos
+        while view:
+            n = os.pwrite(fd, view, at)
+            view = view[n:]
+            at += n
+        self._pos = end
+        self._alloc_end = max(self._alloc_end, end)
 
     def roll(self) -> None:
         """The next append starts a new `log.<its zxid>` file."""
@@ -264,15 +298,17 @@ class TxnLog:
         path = self.log_dir / make_log_name(zxid)
         log.info("Creating new log file: %s", path.name)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError as e:
             # A crash right after creating it can leave a file with no record (at most a
             # header); it holds nothing, so it is reused. Anything longer is never overwritten.
             if path.stat().st_size > FILE_HEADER.size:
                 raise StorageError(f"log file {path} already exists") from e
             log.info("Reusing empty log file %s", path.name)
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_APPEND)
-        _write_all(fd, FILE_HEADER.pack(TXNLOG_MAGIC, FORMAT_VERSION, DBID))
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        header = FILE_HEADER.pack(TXNLOG_MAGIC, FORMAT_VERSION, DBID)
+        _write_all(fd, header)
+        self._pos = self._alloc_end = len(header)
         if self.force_sync:
             # The new name must survive a crash as well as the records synced into it.
             _fsync_dir(self.log_dir)
@@ -280,8 +316,15 @@ class TxnLog:
 
     def _close_file(self) -> None:
         if self._fd is not None:
+            if self._alloc_end > self._pos:
+                # Trim the unused padding (a crash leaves it: it reads as the end of the log).
+                try:
+                    os.ftruncate(self._fd, self._pos)
+                except OSError as e:
+                    log.warning("could not trim the padding of %s: %s", self._path, e)
             os.close(self._fd)
             self._fd, self._path = None, None
+            self._pos = self._alloc_end = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,12 +721,17 @@ class FileTxnSnapLog:
     """ZooKeeper's `FileTxnSnapLog`: snapshots in `data_dir`, txn logs in `data_log_dir`."""
 
     def __init__(
-        self, data_dir: Path, data_log_dir: Path | None = None, *, force_sync: bool = True
+        self,
+        data_dir: Path,
+        data_log_dir: Path | None = None,
+        *,
+        force_sync: bool = True,
+        prealloc_bytes: int = DEFAULT_PREALLOC,
     ) -> None:
         self.snap_dir = Path(data_dir) / VERSION_DIR
         self.log_dir = Path(data_log_dir if data_log_dir is not None else data_dir) / VERSION_DIR
         self.snapshots = SnapshotStore(self.snap_dir, force_sync=force_sync)
-        self.txn_log = TxnLog(self.log_dir, force_sync=force_sync)
+        self.txn_log = TxnLog(self.log_dir, force_sync=force_sync, prealloc_bytes=prealloc_bytes)
 
     def restore(self, *, extended_types_enabled: bool = False) -> RestoreResult:
         """Newest valid snapshot + replay of the log after it (`FileTxnSnapLog.restore`)."""
