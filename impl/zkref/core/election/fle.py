@@ -22,8 +22,9 @@ Rules:
 - a decided server answers every LOOKING voter with its decided vote and round; a LOOKING
   non-voter (an observer) is answered at once with our current vote, whatever our state, and
   its notifications are never counted;
-- votes only move up the vote order within a round (`VoteMonotonic`); a decision is final until
-  `start_round` (the host saw the leader go: Zab's timeouts).
+- while LOOKING, a vote only moves up the vote order within a round; deciding for an
+  established leader may adopt a worse vote (a late server joins, it does not challenge);
+- a decision is final until `start_round` (the host saw the leader go: Zab's timeouts).
 """
 
 from __future__ import annotations
@@ -290,10 +291,10 @@ class FastLeaderElection:
         """Spec: FLEHandleNotmsg. ZooKeeper: lookForLeader's loop body (and WorkerReceiver)."""
         if self.state is not ServerState.LOOKING:
             return []
-        self.idle_ticks = 0
         self.last_action = "FLEHandleNotmsg"
         if n.sid not in self.voters:
             return self._answer_non_voter(n)
+        self.idle_ticks = 0
         if n.leader not in self.voters:
             return []
         if self.waiting:
