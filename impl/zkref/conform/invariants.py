@@ -99,29 +99,49 @@ def Agreement(v: ZabVars) -> str | None:
     return None
 
 
+def _first(s: Sequence[Txn]) -> dict[Txn, int]:
+    out: dict[Txn, int] = {}
+    for k, t in enumerate(s):
+        out.setdefault(t, k)
+    return out
+
+
+def _last(s: Sequence[Txn]) -> dict[Txn, int]:
+    return {t: k for k, t in enumerate(s)}
+
+
 def TotalOrder(v: ZabVars) -> str | None:
     """If some server delivers a before b, any server that delivers b delivers a before b."""
+    ds = {i: v.delivered(i) for i in v.servers}
+    firsts = {i: _first(d) for i, d in ds.items()}
+    lasts = {i: _last(d) for i, d in ds.items()}
     for i in v.servers:
-        di = v.delivered(i)
+        di, fi, li = ds[i], firsts[i], lasts[i]
         for j in v.servers:
-            dj = v.delivered(j)
-            in_j = set(dj)
-            for y, b in enumerate(di):
-                if b not in in_j:
+            if j == i:
+                continue
+            fj, lj = firsts[j], lasts[j]
+            for b in li:
+                if b not in lj:
                     continue
-                for a in di[:y]:
-                    if a != b and before(di, a, b) and not before(dj, a, b):
+                for a in di[: li[b]]:
+                    # Before(di, a, b) holds; Before(dj, a, b) must too
+                    if fi[a] < li[b] and not (a in fj and fj[a] < lj[b]):
                         return f"{i} delivers {_z(a)} before {_z(b)}, {j} does not"
     return None
 
 
 def LocalPrimaryOrder(v: ZabVars) -> str | None:
     """A leader's proposals are delivered in the order it proposed them, with no gaps."""
+    by_epoch: dict[int, list[Txn]] = {}
+    for a in v.proposed:
+        by_epoch.setdefault(a.epoch, []).append(a)
     for i in v.servers:
         di = v.delivered(i)
-        for b in set(di):
-            for a in v.proposed:
-                if a.epoch == b.epoch and a.counter < b.counter and not before(di, a, b):
+        fi, li = _first(di), _last(di)
+        for b, lb in li.items():
+            for a in by_epoch.get(b.epoch, ()):
+                if a.counter < b.counter and not (a in fi and fi[a] < lb):
                     return f"server {i} delivers {_z(b)} without {_z(a)} before it"
     return None
 

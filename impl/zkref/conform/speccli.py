@@ -77,7 +77,18 @@ def _run_one(entry: ModelEntry, board: _Board) -> TlcResult:
             f"{p.queue:,} on queue"
         )
 
-    result = run_tlc(entry.module, entry.config, on_progress=progress)
+    try:
+        result = run_tlc(entry.module, entry.config, on_progress=progress)
+    except (OSError, ValueError) as err:  # a missing file or jar must not sink the other runs
+        result = TlcResult(
+            model=entry.name,
+            outcome=Outcome.ERROR,
+            distinct_states=0,
+            states_generated=0,
+            depth=0,
+            seconds=time.monotonic() - start,
+            error=str(err),
+        )
     board.say(f"[{entry.name}] finished in {result.seconds:.0f}s")
     return result
 
