@@ -305,9 +305,14 @@ class ZabCluster:
     def release(self, frm: Sid, to: Sid) -> None:
         self.net.release(frm, to)
 
-    def write(self, data: bytes = b"v") -> Txn | None:
-        """A client write at the broadcasting leader; None when there is none."""
+    def write(self, data: bytes = b"v", at: Sid | None = None) -> Txn | None:
+        """A client write at the broadcasting leader (`at`, or the only one); None when there
+        is none."""
         for s, p in self.peers.items():
+            if at is None and self.leader() is None:
+                return None
+            if at is not None and s != at:
+                continue
             if p.online and p.state is ServerState.LEADING and p.zab_state is ZabState.BROADCAST:
                 self.writes += 1
                 n = self.writes
@@ -443,17 +448,30 @@ class ZabCluster:
             else:
                 self.fsync(self.rng.choice(sorted(self.pending_fsync)))
             return
-        cands = self.electable()
-        if cands:
-            self.elect(self.rng.choice(sorted(cands)))
-            return
-        fol = self.followable()
-        if fol:
-            self.follow(*self.rng.choice(fol))
-            return
-        self.tick()
+        if not self._elect_or_follow(random_quorum=False):
+            self.tick()
 
     # ------------------------------------------------------------------ swarm
+
+    def _elect_or_follow(self, random_quorum: bool) -> bool:
+        r = self.rng
+        cands = self.electable()
+        if cands:
+            i = r.choice(sorted(cands))
+            q = {i}
+            if random_quorum:
+                others = sorted(cands[i] - {i})
+                need = len(self.sids) // 2  # others needed besides i
+                q.update(r.sample(others, r.randint(need, len(others))))
+            else:
+                q = cands[i]
+            self.elect(i, q)
+            return True
+        fol = self.followable()
+        if fol:
+            self.follow(*r.choice(fol))
+            return True
+        return False
 
     def _random_step(self, max_txns: int) -> None:
         r = self.rng
@@ -464,20 +482,9 @@ class ZabCluster:
         if roll < 0.16 and self.writes < max_txns and self.leader() is not None:
             self.write()
             return
-        if roll < 0.22:
-            cands = self.electable()
-            if cands:
-                i = r.choice(sorted(cands))
-                q = sorted(cands[i] - {i})
-                need = len(self.sids) // 2  # others needed besides i
-                extra = r.sample(q, r.randint(need, len(q)))
-                self.elect(i, {i, *extra})
-                return
-            fol = self.followable()
-            if fol:
-                self.follow(*r.choice(fol))
-                return
-        if roll < 0.27:
+        if roll < 0.22 and self._elect_or_follow(random_quorum=True):
+            return
+        if roll < 0.25:
             self.tick()
             return
         ready = self.net.ready_links()
@@ -485,7 +492,7 @@ class ZabCluster:
             self.fsync(r.choice(sorted(self.pending_fsync)))
         elif ready:
             self.deliver(*r.choice(sorted(ready)))
-        else:
+        elif not self._elect_or_follow(random_quorum=True):
             self.tick()
 
     def _random_fault(self) -> None:

@@ -77,6 +77,10 @@ class Txn:
     def __post_init__(self) -> None:
         assert self.hdr.zxid == self.zxid, (self.hdr.zxid, self.zxid)
 
+    def __hash__(self) -> int:
+        # cheap: the body takes part in equality only
+        return hash((self.zxid, self.hdr.client_id, self.hdr.cxid))
+
     @property
     def epoch(self) -> int:
         return zxid_epoch(self.zxid)

@@ -1,0 +1,350 @@
+"""The Zab cores in the simulator: scripted scenarios (historical ZooKeeper bugs among them),
+crashes between effects, and many-seed swarm runs with the spec's invariants after every step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from zkref.core.zab.effects import FsyncLog, WriteCurrentEpoch
+from zkref.core.zab.messages import NlPhase, PacketType, ServerState, Sid, ZabState
+from zkref.sim.zab_cluster import (
+    InvariantViolation,
+    SimFailure,
+    ZabCluster,
+    after_action,
+    after_effect,
+    spec_vars,
+    tree_fingerprint,
+)
+
+S1, S2, S3 = Sid(1), Sid(2), Sid(3)
+
+
+def paths(c: ZabCluster, s: Sid) -> set[str]:
+    return {p for p, _ in tree_fingerprint(c.trees[s]) if p.startswith("/k")}
+
+
+# ---------------------------------------------------------------------- the happy path
+
+
+def test_elect_sync_broadcast_and_every_tree_applies_the_writes() -> None:
+    c = ZabCluster(3, seed=1)
+    ld = c.elect(S1)
+    c.run_until_quiet()
+    assert c.converged() and ld == S1
+    assert {s: c.peers[s].current_epoch for s in c.sids} == {S1: 1, S2: 1, S3: 1}
+    for _ in range(3):
+        c.write()
+    c.run_until_quiet()
+    assert c.converged()
+    for s in c.sids:
+        assert paths(c, s) == {"/k1", "/k2", "/k3"}
+        assert c.disks[s].durable_log == c.peers[S1].storage.history
+    v = spec_vars(c)
+    assert v.committed == frozenset(c.peers[S1].storage.history)
+    assert v.epoch_leader == frozenset({(1, S1)})
+
+
+def test_a_write_commits_with_one_follower_down() -> None:
+    c = ZabCluster(3, seed=2)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.crash(S3)
+    t = c.write()
+    c.run_until_quiet()
+    assert t is not None and t in c.applied[S1] and t in c.applied[S2]
+    c.restart(S3)
+    assert c.stabilize() == S1  # 3 rejoins (FollowLeader) and is synced by DIFF
+    assert t in c.applied[S3]
+
+
+def test_no_write_commits_without_a_quorum() -> None:
+    c = ZabCluster(3, seed=3)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.hold(S1, S2)
+    c.hold(S1, S3)
+    t = c.write()
+    c.run_until_quiet()
+    assert t is not None and c.peers[S1].last_committed == 0 and not c.committed
+
+
+def test_script_hold_proposal_crash_after_current_epoch_restart() -> None:
+    """The brief's example: hold PROPOSAL 1->3, crash 3 after it writes currentEpoch in the
+    next epoch, restart it: the synced txn was durable before the epoch file."""
+    c = ZabCluster(3, seed=4)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.hold(S1, S3)
+    t = c.write()
+    c.run_until_quiet()  # committed by 1 and 2; 3 never saw the proposal
+    assert t is not None and t in c.applied[S2] and t not in c.peers[S3].storage.history
+    c.crash(S1)  # the leader: 2 and 3 elect again
+    c.release(S1, S3)
+    c.crash_after(S3, after_effect(WriteCurrentEpoch), "WriteCurrentEpoch")
+    mark = len(c.records)
+    c.elect(S2, {S2, S3})
+    c.run_until_quiet()
+    assert not c.peers[S3].online
+    assert c.disks[S3].current_epoch == 2 and t in c.disks[S3].durable_log
+    later = [(r["node"], r["action"]) for r in c.records[mark:]]
+    assert (S3, "NodeCrash") in later
+    assert (S3, "FollowerReplyACKLD") not in later
+    c.restart(S3)
+    c.restart(S1)
+    c.stabilize()  # 2 lost its quorum meanwhile; 3 (epoch 2, holding t) may lead
+    for s in c.sids:
+        assert c.applied[s].count(t) == 1
+
+
+# ---------------------------------------------------------------------- sync modes
+
+
+def test_trunc_removes_an_uncommitted_txn_of_a_deposed_leader() -> None:
+    c = ZabCluster(3, seed=5)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.hold(S1, S2)
+    c.hold(S1, S3)
+    t = c.write()
+    c.fsync(S1)  # durable on the old leader only, never committed
+    c.partition(S1, S2)
+    c.partition(S1, S3)
+    for _ in range(10):  # the old leader has no quorum: it gives up
+        c.tick()
+    assert c.peers[S1].state is ServerState.LOOKING
+    c.run_until_quiet()
+    c.elect(S2, {S2, S3})
+    c.run_until_quiet()
+    t2 = c.write()
+    c.run_until_quiet()
+    for a, b in ((S1, S2), (S1, S3)):
+        c.heal(a, b)
+    c.release(S1, S2)
+    c.release(S1, S3)
+    c.follow(S1, S2)
+    c.run_until_quiet()
+    assert c.converged() and c.leader() == S2
+    modes = [r["params"]["mode"] for r in c.records if r["action"] == "LeaderSyncFollower"]
+    assert modes[-1] == "TRUNC"
+    assert t not in c.peers[S1].storage.history and t2 in c.applied[S1]
+    assert c.disks[S1].durable_log == c.peers[S2].storage.history
+
+
+def test_snap_below_the_committed_log_window() -> None:
+    c = ZabCluster(3, seed=6, commit_log_count=2)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.crash(S3)
+    for _ in range(4):
+        c.write()
+    c.run_until_quiet()
+    c.restart(S3)
+    assert c.stabilize() == S1
+    modes = [r["params"]["mode"] for r in c.records if r["action"] == "LeaderSyncFollower"]
+    assert modes[-1] == "SNAP"
+    assert paths(c, S3) == {"/k1", "/k2", "/k3", "/k4"}
+
+
+def test_force_snap_sync() -> None:
+    c = ZabCluster(3, seed=7, force_snap_sync=True)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.write()
+    c.run_until_quiet()
+    c.crash(S2)
+    c.restart(S2)
+    c.stabilize()
+    modes = {r["params"]["mode"] for r in c.records if r["action"] == "LeaderSyncFollower"}
+    assert modes == {"SNAP"}
+    assert paths(c, S2) == {"/k1"}
+
+
+# ---------------------------------------------------------------------- historical bugs
+
+
+def zk3911(bug: bool) -> tuple[ZabCluster, Any]:
+    """ZOOKEEPER-3911/4646: a follower ACKs NEWLEADER before the txns of the sync are logged;
+    the leader commits them on that ACK although they are durable on the leader only."""
+    c = ZabCluster(3, seed=11, bug_ackld_before_fsync=bug)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.hold(S1, S2)
+    c.hold(S1, S3)
+    t = c.write()
+    c.fsync(S1)  # t durable on 1 only, not committed
+    c.crash(S1)
+    c.release(S1, S2)
+    c.release(S1, S3)
+    c.restart(S1)
+    c.crash(S3)
+    c.elect(S1, {S1, S2})  # 1 holds t: its vote is the best; 2 gets t by DIFF
+    c.run_until_quiet()
+    return c, t
+
+
+def test_zookeeper_3911_ackld_before_fsync() -> None:
+    with pytest.raises(InvariantViolation) as bad:
+        zk3911(bug=True)
+    assert bad.value.name == "CommittedLogDurability"
+    assert "reproduce with seed=11" in str(bad.value)
+    c, t = zk3911(bug=False)
+    assert t in c.committed and t in c.disks[S2].durable_log
+    c.restart(S3)
+    c.stabilize()
+    assert all(c.applied[s].count(t) == 1 for s in c.sids)
+
+
+def zk4643(bug: bool) -> tuple[ZabCluster, Any]:
+    """ZOOKEEPER-4643: a follower writes currentEpoch before the txns of the sync are logged and
+    crashes; with the newer epoch but a shorter log it wins the next election and truncates a
+    committed txn away."""
+    c = ZabCluster(3, seed=12, bug_epoch_before_log=bug)
+    c.crash(S3)
+    c.elect(S1, {S1, S2})
+    c.run_until_quiet()
+    t = c.write()
+    c.run_until_quiet()  # committed on 1 and 2
+    c.restart(S3)
+    c.crash(S1)
+    c.crash_after(S3, after_effect(WriteCurrentEpoch), "WriteCurrentEpoch")
+    c.elect(S2, {S2, S3})  # 3 gets t by DIFF, then NEWLEADER
+    c.run_until_quiet()
+    assert not c.peers[S3].online and c.disks[S3].current_epoch == 2
+    c.crash(S2)
+    c.restart(S1)
+    c.restart(S3)
+    c.elect(S3, {S1, S3})  # currentEpoch 2 beats 1's 1
+    c.run_until_quiet()
+    return c, t
+
+
+def test_zookeeper_4643_current_epoch_before_log() -> None:
+    with pytest.raises(InvariantViolation) as bad:
+        zk4643(bug=True)
+    assert bad.value.name == "CommittedLogDurability"
+    c, t = zk4643(bug=False)
+    assert t in c.disks[S3].durable_log and t in c.disks[S1].durable_log
+    c.restart(S2)
+    c.stabilize()
+    assert all(c.applied[s].count(t) == 1 for s in c.sids)
+
+
+def zk2845(bug: bool) -> tuple[ZabCluster, Any]:
+    """ZOOKEEPER-2845: a follower reports its last processed zxid instead of its last logged
+    one; the leader DIFFs txns the follower already holds and its log diverges."""
+    c = ZabCluster(3, seed=13, bug_report_processed_zxid=bug)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.hold(S1, S3)
+    c.hold(S2, S1)
+    t = c.write()
+    c.deliver(S1, S2, PacketType.PROPOSAL)
+    c.fsync(S2)
+    c.fsync(S1)  # logged on 1 and 2; 2's ACK held: committed nowhere
+    c.crash(S1)
+    c.release(S1, S3)
+    c.release(S2, S1)
+    c.restart(S1)
+    c.elect(S1, {S1, S2})
+    c.run_until_quiet()
+    return c, t
+
+
+def test_zookeeper_2845_report_processed_zxid() -> None:
+    with pytest.raises(InvariantViolation) as bad:
+        zk2845(bug=True)
+    assert bad.value.name == "ProcessConsistency"
+    c, t = zk2845(bug=False)
+    assert c.peers[S2].storage.history == [t]
+    assert c.peers[S2].nl_phase is NlPhase.ACKED
+    c.stabilize()
+    assert all(c.applied[s].count(t) == 1 for s in c.sids)
+
+
+# ---------------------------------------------------------------------- crashes between effects
+
+
+@pytest.mark.parametrize("kind", [FsyncLog, WriteCurrentEpoch])
+def test_crash_between_effects_keeps_core_and_disk_in_step(kind: type) -> None:
+    c = ZabCluster(3, seed=14)
+    c.crash_after(S2, after_effect(kind), kind.__name__)
+    c.elect(S1)
+    c.run_until_quiet()
+    for _ in range(2):
+        c.write()
+    c.run_until_quiet()
+    assert not c.peers[S2].online
+    c.restart(S2)
+    c.stabilize()  # verify() compared each core's log/epochs with its disk after every step
+    assert c.applied[S2] == c.peers[S2].storage.history
+
+
+def test_crash_after_an_action_record() -> None:
+    c = ZabCluster(3, seed=15)
+    c.crash_after(S1, after_action("LeaderProcessACKEPOCH"))
+    c.elect(S1)
+    c.run_until_quiet()
+    assert not c.peers[S1].online and c.disks[S1].current_epoch == 1
+    c.restart(S1)
+    c.stabilize()
+
+
+# ---------------------------------------------------------------------- swarm
+
+
+SWARM_SEEDS = 200
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_swarm_three_servers(chunk: int) -> None:
+    per = SWARM_SEEDS // 4
+    for seed in range(chunk * per, (chunk + 1) * per):
+        ZabCluster(3, seed=seed).swarm()
+
+
+def test_swarm_small_commit_log_window_exercises_snap() -> None:
+    modes: set[str] = set()
+    for seed in range(1000, 1030):
+        c = ZabCluster(3, seed=seed, commit_log_count=2)
+        c.swarm()
+        modes |= {r["params"]["mode"] for r in c.records if r["action"] == "LeaderSyncFollower"}
+    assert modes == {"DIFF", "TRUNC", "SNAP"}
+
+
+def test_swarm_five_servers() -> None:
+    for seed in range(2000, 2008):
+        ZabCluster(5, seed=seed).swarm(fault_steps=200)
+
+
+@pytest.mark.parametrize(
+    ("flag", "invariant"),
+    [
+        ("bug_commit_no_quorum", "CommittedLogDurability"),
+        ("bug_ack_before_fsync", "CommittedLogDurability"),
+        ("bug_ackld_before_fsync", "CommittedLogDurability"),
+        ("bug_epoch_before_log", "CommittedLogDurability"),
+        ("bug_report_processed_zxid", "ProcessConsistency"),
+    ],
+)
+def test_swarm_catches_planted_bugs(flag: str, invariant: str) -> None:
+    for seed in range(100):
+        try:
+            ZabCluster(3, seed=seed, **{flag: True}).swarm()
+        except InvariantViolation as e:
+            assert e.name == invariant, str(e)
+            assert f"reproduce with seed={seed}" in str(e)
+            return
+    raise AssertionError(f"{flag}: no violation in 100 seeds")
+
+
+def test_a_stuck_run_is_reported_with_its_seed() -> None:
+    c = ZabCluster(3, seed=77)
+    c.crash(S1)
+    c.crash(S2)
+    with pytest.raises(SimFailure, match="reproduce with seed=77"):
+        c.stabilize(max_steps=50)
+    assert c.peers[S3].state is ServerState.LOOKING
+    assert c.peers[S3].zab_state is ZabState.ELECTION
