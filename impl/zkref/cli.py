@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "server": "zkref.server.main",
     "spec": "zkref.conform.speccli",
     "chaos": "zkref.chaos.cli",
+    "trace": "zkref.conform.tracecli",
+    "bench": "zkref.bench",
     "4lw": "zkref.server.fourletter",
 }
 
