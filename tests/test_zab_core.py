@@ -206,8 +206,12 @@ def test_choose_sync_modes_as_zookeeper() -> None:
     assert choose_sync(h, 0, **kw) == Diff(0, tuple(h))
     # ahead of the leader: TRUNC to the leader's last zxid
     assert choose_sync(h, z(3, 1), **kw) == Trunc(z(2, 2), ())
-    # off the leader's log ((1,3) was never committed): TRUNC to (1,2), then the rest
-    assert choose_sync(h, z(1, 3), **kw) == Trunc(z(1, 2), (txn(2, 1), txn(2, 2)))
+    # off the leader's log ((1,3) was never committed), the leader's next txn is of a newer
+    # epoch: ZooKeeper's queueCommittedProposals gives up and the follower gets a SNAP
+    assert choose_sync(h, z(1, 3), **kw) == Snap(z(2, 2), tuple(h))
+    # off the leader's log within one epoch: TRUNC to the txn before it, then the rest
+    g = [txn(1, 1), txn(1, 3), txn(2, 1)]
+    assert choose_sync(g, z(1, 2), **kw) == Trunc(z(1, 1), (txn(1, 3), txn(2, 1)))
     # below the committed-log window: SNAP
     assert choose_sync(h, z(1, 1), commit_log_count=2, force_snap=False) == Snap(z(2, 2), tuple(h))
     assert choose_sync(h, z(2, 1), commit_log_count=2, force_snap=False) == Diff(

@@ -47,7 +47,7 @@ from zkref.core.zab.messages import (
     ZabState,
 )
 from zkref.core.zab.storage import last_zxid, trunc_to
-from zkref.core.zab.zxid import make_zxid
+from zkref.core.zab.zxid import make_zxid, zxid_epoch
 from zkref.wire.records import TxnBody, TxnHeader
 
 if TYPE_CHECKING:
@@ -60,23 +60,30 @@ COMMIT_LOG_COUNT = 500
 def choose_sync(
     history: list[Txn], peer_last_zxid: int, *, commit_log_count: int, force_snap: bool
 ) -> SyncMessage:
-    """LearnerHandler.syncFollower's choice (txn-log sync off): the committed log is the last
-    `commit_log_count` txns of the leader's log, as after ZKDatabase.loadDataBase."""
+    """LearnerHandler.syncFollower's choice. The committed log is the last `commit_log_count`
+    txns of the leader's log (as ZKDatabase.loadDataBase fills it); when it holds the whole log,
+    a follower below it is served from the txn log (txnLogSyncEnabled), else it gets a SNAP."""
     leader_last = last_zxid(history)
     start = max(0, len(history) - commit_log_count)
+    snap = Snap(leader_last, tuple(history))
     if force_snap:
-        return Snap(leader_last, tuple(history))
+        return snap
     if peer_last_zxid == leader_last:
         return Diff(peer_last_zxid, ())
     if peer_last_zxid > leader_last:
         return Trunc(leader_last, ())
-    if start == 0 or history[start].zxid <= peer_last_zxid:
-        kept = len(trunc_to(history, peer_last_zxid))
-        rest = tuple(history[kept:])
-        if peer_last_zxid == 0 or (kept > 0 and history[kept - 1].zxid == peer_last_zxid):
-            return Diff(peer_last_zxid, rest)
-        return Trunc(history[kept - 1].zxid if kept else 0, rest)
-    return Snap(leader_last, tuple(history))
+    if start > 0 and peer_last_zxid < history[start].zxid:
+        return snap
+    # queueCommittedProposals
+    kept = len(trunc_to(history, peer_last_zxid))
+    rest = tuple(history[kept:])
+    if peer_last_zxid == 0 or (kept > 0 and history[kept - 1].zxid == peer_last_zxid):
+        return Diff(peer_last_zxid, rest)
+    if zxid_epoch(rest[0].zxid) != zxid_epoch(peer_last_zxid):
+        # the follower's last txn is off the leader's log and the leader moved to a newer epoch
+        # right after its predecessor: ZooKeeper queues nothing and falls back to SNAP
+        return snap
+    return Trunc(history[kept - 1].zxid if kept else 0, rest)
 
 
 class LearnerHandler:
