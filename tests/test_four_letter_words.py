@@ -180,10 +180,6 @@ def _client_fields(text: str) -> list[tuple[str, tuple[str, ...]]]:
     return sorted(rows)
 
 
-def _zkref_xfail(request: pytest.FixtureRequest, reason: str) -> None:
-    request.applymarker(pytest.mark.xfail(strict=True, reason=f"zkref bug: {reason}"))
-
-
 def test_ruok_and_isro(answers: dict[str, dict[str, str]]) -> None:
     for kind in KINDS:
         assert answers[kind]["ruok"] == "imok", kind
@@ -229,15 +225,8 @@ def test_stat_structure(answers: dict[str, dict[str, str]]) -> None:
         assert _colon_lines(text)["Node count"] == "8"
 
 
-def test_stat_lists_clients_briefly_like_zookeeper(
-    request: pytest.FixtureRequest, answers: dict[str, dict[str, str]]
-) -> None:
+def test_stat_lists_clients_briefly_like_zookeeper(answers: dict[str, dict[str, str]]) -> None:
     """`stat` lists each connection in brief form: (queued, recved, sent) only."""
-    _zkref_xfail(
-        request,
-        "stat prints the long cons form for a session's connection (sid,lop,to,lzxid); "
-        "ZooKeeper 3.8's stat prints only ' /ip:port[1](queued=0,recved=N,sent=N)'",
-    )
     assert _client_fields(answers["zkref"]["stat"]) == _client_fields(answers["zookeeper"]["stat"])
 
 
@@ -306,17 +295,7 @@ def test_conf_structure(answers: dict[str, dict[str, str]]) -> None:
         assert rows["serverId"] == "0", (kind, text)
 
 
-def test_conf_keys_like_zookeeper(
-    request: pytest.FixtureRequest, answers: dict[str, dict[str, str]]
-) -> None:
-    _zkref_xfail(
-        request,
-        "conf keys differ from ZooKeeper 3.8's standalone dumpConf (clientPort, "
-        "secureClientPort, dataDir, dataDirSize, dataLogDir, dataLogSize, tickTime, "
-        "maxClientCnxns, minSessionTimeout, maxSessionTimeout, clientPortListenBacklog, serverId): "
-        "zkref adds clientPortAddress and snapCount and lacks secureClientPort, dataDirSize, "
-        "dataLogSize, clientPortListenBacklog",
-    )
+def test_conf_keys_like_zookeeper(answers: dict[str, dict[str, str]]) -> None:
     assert _keys(answers["zkref"]["conf"], "=") == _keys(answers["zookeeper"]["conf"], "=")
 
 
@@ -332,15 +311,7 @@ def test_cons_structure(answers: dict[str, dict[str, str]]) -> None:
         assert f"sid={session}," in text and "lop=" in text, (kind, text)
 
 
-def test_cons_fields_like_zookeeper(
-    request: pytest.FixtureRequest, answers: dict[str, dict[str, str]]
-) -> None:
-    _zkref_xfail(
-        request,
-        "cons session line lacks est, lcxid, lresp, llat, minlat, avglat, maxlat: ZooKeeper "
-        "3.8 prints (queued,recved,sent,sid,lop,est,to,lcxid,lzxid,lresp,llat,minlat,avglat,"
-        "maxlat); zkref prints (queued,recved,sent,sid,lop,to,lzxid)",
-    )
+def test_cons_fields_like_zookeeper(answers: dict[str, dict[str, str]]) -> None:
     assert _client_fields(answers["zkref"]["cons"]) == _client_fields(answers["zookeeper"]["cons"])
 
 
@@ -360,14 +331,8 @@ def test_envi(answers: dict[str, dict[str, str]]) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_envi_user_and_memory_keys_like_zookeeper(
-    request: pytest.FixtureRequest, answers: dict[str, dict[str, str]], kind: str
+    answers: dict[str, dict[str, str]], kind: str
 ) -> None:
-    if kind == "zkref":
-        _zkref_xfail(
-            request,
-            "envi lacks ZooKeeper's non-Java keys user.name, user.home, os.memory.free, "
-            "os.memory.max, os.memory.total",
-        )
     keys = {ln.split("=", 1)[0] for ln in answers[kind]["envi"].splitlines()[1:]}
     wanted = {"user.name", "user.home", "user.dir", "os.memory.free", "os.memory.max"}
     assert wanted <= keys, wanted - keys
@@ -382,18 +347,10 @@ def test_wchs_format(answers: dict[str, dict[str, str]]) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_wchs_counts_like_zookeeper(
-    request: pytest.FixtureRequest, answers: dict[str, dict[str, str]], kind: str
-) -> None:
+def test_wchs_counts_like_zookeeper(answers: dict[str, dict[str, str]], kind: str) -> None:
     """ZooKeeper 3.8's wchs (and wchc/wchp) summarise the data watches only: with one data watch
     on /w and one child watch on /d it says '1 connections watching 1 paths / Total watches:1'
     (mntr's zk_watch_count, 2, counts both)."""
-    if kind == "zkref":
-        _zkref_xfail(
-            request,
-            "wchs counts child watches too ('Total watches:2' for one data watch on /w and one "
-            "child watch on /d); ZooKeeper 3.8 summarises dataWatches only: 'Total watches:1'",
-        )
     assert answers[kind]["wchs"] == "1 connections watching 1 paths\nTotal watches:1\n"
 
 
@@ -422,43 +379,20 @@ def _dump_shape(text: str, session: str) -> list[str]:
     return re.sub(r"\d+", "N", text).splitlines()
 
 
-def test_dump_like_zookeeper(
-    request: pytest.FixtureRequest, answers: dict[str, dict[str, str]]
-) -> None:
-    _zkref_xfail(
-        request,
-        "dump lacks ZooKeeper's session expiry buckets ('Session Sets (N)/(N):', 'N expire at "
-        "<date>:', '\\t0x<sid>') and the 'Connections dump:' section",
-    )
+def test_dump_like_zookeeper(answers: dict[str, dict[str, str]]) -> None:
     z, a = answers["zkref"], answers["zookeeper"]
     assert _dump_shape(z["dump"], z["session"]) == _dump_shape(a["dump"], a["session"])
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_latency_average_printed_like_java(
-    request: pytest.FixtureRequest, answers: dict[str, dict[str, str]], kind: str
-) -> None:
+def test_latency_average_printed_like_java(answers: dict[str, dict[str, str]], kind: str) -> None:
     """ZooKeeper prints the average latency with Java's Double.toString: before any request,
     'Latency min/avg/max: 0/0.0/0'."""
-    if kind == "zkref":
-        _zkref_xfail(
-            request,
-            "srvr/stat print the average latency with four decimals ('3.5000', '0.0000'); "
-            "ZooKeeper 3.8 prints a Java double ('3.5', '0.0')",
-        )
     assert _colon_lines(answers[kind]["srvr-fresh"])["Latency min/avg/max"] == "0/0.0/0"
     avg = _colon_lines(answers[kind]["srvr"])["Latency min/avg/max"].split("/")[1]
     assert re.fullmatch(r"\d+\.\d+", avg), avg
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_dirs_like_zookeeper(
-    request: pytest.FixtureRequest, answers: dict[str, dict[str, str]], kind: str
-) -> None:
-    if kind == "zkref":
-        _zkref_xfail(
-            request,
-            "dirs answers an empty string (the server never fills Snapshot.data_dirs); "
-            "ZooKeeper 3.8 answers 'datadir_size: N\\nlogdir_size: N\\n'",
-        )
+def test_dirs_like_zookeeper(answers: dict[str, dict[str, str]], kind: str) -> None:
     assert re.fullmatch(r"datadir_size: \d+\nlogdir_size: \d+\n", answers[kind]["dirs"])
