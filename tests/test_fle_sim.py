@@ -182,3 +182,34 @@ def test_planted_no_finalize_wait_is_caught() -> None:
         except InvariantViolation as e:
             names.add(e.name)
     assert "ElectionAgreement" in names
+
+
+def test_a_recorded_run_is_an_ndjson_trace_of_spec_actions() -> None:
+    import json
+
+    c = ElectionCluster(3, seed=5, record=True)
+    c.run_until_stable(2_000)
+    c.crash(Sid(1))
+    c.restart(Sid(1))
+    c.run_until_stable(2_000, check=False)
+    lines = [json.loads(x) for x in c.trace_ndjson().splitlines()]
+    assert lines[0] == {
+        "kind": "header",
+        "schema": 1,
+        "spec": "FastLeaderElection",
+        "servers": [1, 2, 3],
+        "seed": 5,
+        "source": "sim",
+    }
+    records = lines[1:]
+    assert [r["seq"] for r in records] == list(range(len(records)))
+    actions = {r["action"] for r in records}
+    assert {"Init", "FLEHandleNotmsg", "FLEReplyDecided", "FLEWaitNewNotmsg"} <= actions
+    assert actions <= {"Init", "FLEHandleNotmsg", "FLEReplyDecided", "FLEWaitNewNotmsg",
+                       "FLERestart", "FLENotmsgTimeout"}  # fmt: skip
+    # the last record of each server is its state now
+    for sid, core in c.live().items():
+        last = [r for r in records if r["node"] == sid][-1]
+        assert last["post"] == json.loads(json.dumps(core.spec_vars()))
+    decided_by_wait = [r for r in records if r["action"] == "FLEWaitNewNotmsg"]
+    assert all(r["post"]["state"] != "LOOKING" for r in decided_by_wait)

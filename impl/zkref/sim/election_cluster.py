@@ -22,6 +22,7 @@ exist. A failure raises `SimFailure` whose message ends with "reproduce with see
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from collections import deque
@@ -135,6 +136,7 @@ class ElectionCluster:
         bug_vote_order_1419: bool = False,
         bug_no_finalize_wait: bool = False,
         history: int = 40,
+        record: bool = False,
     ) -> None:
         assert n >= 1 and observers >= 0
         self.seed = seed
@@ -160,6 +162,7 @@ class ElectionCluster:
         self.bug_vote_order_1419 = bug_vote_order_1419
         self.bug_no_finalize_wait = bug_no_finalize_wait
         self.nodes: dict[Sid, FastLeaderElection | None] = {s: None for s in self.members}
+        self.trace: list[dict[str, object]] | None = [] if record else None
         self.lost_ticks: dict[Sid, int] = dict.fromkeys(self.members, 0)
         self.decisions: list[tuple[int, Sid, Decided]] = []
         self.steps = 0
@@ -190,6 +193,7 @@ class ElectionCluster:
         self.nodes[sid] = core
         self.lost_ticks[sid] = 0
         self._run(sid, core.start_election(self.zxids[sid], self.epochs[sid]))
+        self._record(sid, core, {"i": sid})
 
     def _run(self, sid: Sid, effects: Sequence[Effect]) -> None:
         for eff in effects:
@@ -199,6 +203,32 @@ class ElectionCluster:
                 case Decided():
                     self.decisions.append((self.clock.now, sid, eff))
                     self._log(f"{sid} decided {eff.state} leader={eff.leader}")
+
+    def _record(self, sid: Sid, core: FastLeaderElection, params: dict[str, int]) -> None:
+        """One trace record per spec action a core took (STYLE.md "Records")."""
+        if self.trace is not None and core.last_action:
+            self.trace.append(
+                {
+                    "seq": len(self.trace),
+                    "node": sid,
+                    "action": core.last_action,
+                    "params": params,
+                    "post": core.spec_vars(),
+                }
+            )
+
+    def trace_ndjson(self) -> str:
+        """The recorded trace as NDJSON, header first."""
+        assert self.trace is not None, "ElectionCluster(record=True)"
+        header = {
+            "kind": "header",
+            "schema": 1,
+            "spec": "FastLeaderElection",
+            "servers": self.members,
+            "seed": self.seed,
+            "source": "sim",
+        }
+        return "".join(json.dumps(r) + "\n" for r in [header, *self.trace])
 
     def _log(self, what: str) -> None:
         self.recent.append(f"[{self.steps} t={self.clock.now}] {what}")
@@ -251,13 +281,17 @@ class ElectionCluster:
             f"{frm}->{to} {msg.state} r{msg.election_epoch} leader={msg.leader}"
             f" ({to} {core.state} r{core.logical_clock})"
         )
+        core.last_action = ""
         self._run(to, core.receive(frm, msg))
+        self._record(to, core, {"i": to, "j": frm})
 
     def tick(self) -> None:
         self.clock.advance()
         self._log("tick")
         for sid, core in self.live().items():
+            core.last_action = ""
             self._run(sid, core.tick())
+            self._record(sid, core, {"i": sid})
         self._supervise()
 
     def _supervise(self) -> None:
@@ -303,6 +337,7 @@ class ElectionCluster:
         self.lost_ticks[sid] = 0
         self._log(f"{sid} starts round {core.logical_clock + 1}")
         self._run(sid, core.start_round())
+        self._record(sid, core, {"i": sid})
 
     def crash(self, sid: Sid) -> None:
         """The process dies: its election state is gone (its zxid and epoch are not)."""
