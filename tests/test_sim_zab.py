@@ -355,3 +355,48 @@ def test_a_stuck_run_is_reported_with_its_seed() -> None:
         c.stabilize(max_steps=50)
     assert c.peers[S3].state is ServerState.LOOKING
     assert c.peers[S3].zab_state is ZabState.ELECTION
+
+
+# ---------------------------------------------------------------------- host-side checks, traces
+
+
+@pytest.mark.parametrize(
+    ("flag", "what"),
+    [
+        ("bug_ack_before_fsync", "before the proposal was durable"),
+        ("bug_ackld_before_fsync", "ACK of NEWLEADER before the log and currentEpoch"),
+    ],
+)
+def test_durability_order_check_catches_early_acks(flag: str, what: str) -> None:
+    c = ZabCluster(3, seed=16, durability_checks=True, **{flag: True})
+    c.crash(S3)
+    c.elect(S1, {S1, S2})
+    c.run_until_quiet()
+    c.restart(S3)
+    with pytest.raises(SimFailure, match=what):
+        c.follow(S3, S1)
+        c.write()
+        c.run_until_quiet()
+
+
+def test_trace_lines_are_ndjson_with_spec_variable_names() -> None:
+    import json
+
+    c = ZabCluster(3, seed=17)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.write()
+    c.run_until_quiet()
+    lines = [json.loads(x) for x in c.trace_lines()]
+    assert lines[0] == {
+        "kind": "header",
+        "schema": 1,
+        "spec": "Zab",
+        "servers": [1, 2, 3],
+        "seed": 17,
+        "source": "sim",
+    }
+    req = next(r for r in lines[1:] if r["action"] == "LeaderProcessRequest")
+    assert req["node"] == 1 and req["params"]["txn"] == [1, 1]
+    assert req["post"]["history"] == [[1, 1]] and req["post"]["zabState"] == "BROADCAST"
+    assert [r["seq"] for r in lines[1:]] == list(range(len(lines) - 1))

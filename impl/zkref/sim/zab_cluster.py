@@ -20,6 +20,7 @@ seed, then heal, then convergence within a step budget).
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ from zkref.core.zab.effects import (
     WriteCurrentEpoch,
 )
 from zkref.core.zab.messages import (
+    Ack,
+    AckEpoch,
+    LeaderInfo,
     NlPhase,
     PacketType,
     QuorumPacket,
@@ -52,6 +56,7 @@ from zkref.core.zab.messages import (
     ZabState,
 )
 from zkref.core.zab.peer import QuorumPeer
+from zkref.core.zab.zxid import zxid_counter, zxid_epoch
 from zkref.sim.clock import SimClock
 from zkref.sim.disk import SimDisk
 from zkref.sim.network import Network
@@ -118,8 +123,23 @@ def tree_fingerprint(tree: DataTree) -> tuple[tuple[str, bytes | None], ...]:
 
 
 class ZabCluster:
-    def __init__(self, n: int = 3, seed: int = 0, *, check: bool = True, **peer_kw: Any) -> None:
+    def __init__(
+        self,
+        n: int = 3,
+        seed: int = 0,
+        *,
+        check: bool = True,
+        durability_checks: bool | None = None,
+        **peer_kw: Any,
+    ) -> None:
         self.seed = seed
+        # the host's own check of ZooKeeper's durability order (off by default when a bug is
+        # planted, so that the spec's invariants are what catches it)
+        self.durability_checks = (
+            not any(v for k, v in peer_kw.items() if k.startswith("bug_"))
+            if durability_checks is None
+            else durability_checks
+        )
         self.rng = random.Random(seed)
         self.clock = SimClock()
         self.sids = [Sid(i) for i in range(1, n + 1)]
@@ -197,6 +217,8 @@ class ZabCluster:
         d = self.disks[s]
         match e:
             case Send():
+                if self.durability_checks:
+                    self._check_durable_before_send(s, e)
                 self.net.send(s, e.to, e.msg)
             case AppendTxns():
                 d.append(e.txns)
@@ -220,7 +242,57 @@ class ZabCluster:
                 if e.state is ServerState.LOOKING:
                     self._cut(s)
             case Trace():
-                self.records.append({"node": s, "action": e.action, "params": e.params})
+                self.records.append(
+                    {"node": s, "action": e.action, "params": e.params, "post": e.post}
+                )
+
+    def _check_durable_before_send(self, s: Sid, e: Send) -> None:
+        """ZooKeeper's fixed order, checked on what really reached the disk: acceptedEpoch before
+        LEADERINFO/ACKEPOCH, log then currentEpoch before the ACK of NEWLEADER, a proposal
+        before its ACK."""
+        d, m = self.disks[s], e.msg
+        bad: str | None = None
+        match m:
+            case LeaderInfo() if d.accepted_epoch != m.epoch:
+                bad = f"LEADERINFO({m.epoch}) before acceptedEpoch was written"
+            case AckEpoch() if d.accepted_epoch != self.peers[s].accepted_epoch:
+                bad = "ACKEPOCH before acceptedEpoch was written"
+            case Ack() if zxid_counter(m.zxid) == 0 and not (
+                d.synced() and d.current_epoch == zxid_epoch(m.zxid)
+            ):
+                bad = "ACK of NEWLEADER before the log and currentEpoch were durable"
+            case Ack() if zxid_counter(m.zxid) > 0 and not any(
+                t.zxid == m.zxid for t in d.durable_log
+            ):
+                bad = f"ACK of {m.zxid:#x} before the proposal was durable"
+            case _:
+                pass
+        if bad is not None:
+            raise SimFailure(self.fail(f"server {s}: DurabilityOrder: {bad}"))
+
+    def trace_lines(self) -> list[str]:
+        """The run as NDJSON: a header, then one record per spec action (txns as [epoch,
+        counter])."""
+
+        def enc(o: object) -> object:
+            if isinstance(o, Txn):
+                return [o.epoch, o.counter]
+            if isinstance(o, (set, frozenset)):
+                return sorted(o)
+            return str(o)
+
+        head = {
+            "kind": "header",
+            "schema": 1,
+            "spec": "Zab",
+            "servers": list(self.sids),
+            "seed": self.seed,
+            "source": "sim",
+        }
+        lines = [json.dumps(head)]
+        for seq, r in enumerate(self.records):
+            lines.append(json.dumps({"seq": seq, **r}, default=enc))
+        return lines
 
     def _rebuild_tree(self, s: Sid, txns: list[Txn]) -> None:
         tree = DataTree()
