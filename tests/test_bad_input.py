@@ -296,21 +296,10 @@ def test_multi_op_with_empty_path_is_bad_arguments(server: StandaloneServer) -> 
     assert_still_serving(server)
 
 
-def test_delete_container_from_a_client(
-    request: pytest.FixtureRequest, server: StandaloneServer
-) -> None:
+def test_delete_container_from_a_client(server: StandaloneServer) -> None:
     """deleteContainer (20) is meant for the server itself, but ZooKeeper 3.8 takes it from a
     client too: it reads the raw request bytes as the path, which never validates, so the answer
     is BadArguments and the connection stays."""
-    if server.kind == "zkref":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="zkref bug: deleteContainer (20) from a client is answered Unimplemented "
-                "(-6) and the connection closed; ZooKeeper 3.8 answers BadArguments (-8) and "
-                "keeps the connection",
-            )
-        )
     with session(server.port) as raw:
         assert raw.call(13, OpCode.deleteContainer, CANARY.encode()) == Answer(13, Err.BADARGUMENTS)
         read_canary(raw)

@@ -615,9 +615,6 @@ def _racy_tail(frame: Frame, outcome: tuple[object, ...]) -> tuple[object, ...]:
         # fails inside its PathParentIterator and is answered MarshallingError (-5) instead of
         # NoWatcher (-121).
         return ((first[0], "-5|-121", first[2]), *outcome[1:])
-    if op == OpCode.deleteContainer:
-        # Known zkref bug, a strict xfail in test_bad_input.py (test_delete_container_from_a_client)
-        return ("deleteContainer",)
     is_close = op == OpCode.closeSession
     if isinstance(first, tuple) and (first[1] == -6 or (is_close and first[1] == 0)):
         return (first, "then closed, racily")
