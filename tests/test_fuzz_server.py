@@ -594,7 +594,7 @@ def _request_outcome(port: int, frame: Frame) -> tuple[object, ...]:
             if xid == MARKER_XID:
                 end = "marker"
                 break
-            if xid != -1:
+            if xid != -1 or len(body) == 16:  # a notification carries a WatcherEvent
                 replies.append((xid, err, len(body)))
         return (*replies, end)
 
