@@ -184,6 +184,8 @@ class Follower:
             or not peer.storage.synced()
         ):
             return []
+        # durability order: the synced txns are on disk, then currentEpoch, then this ACK
+        assert peer.storage.synced(), peer
         if not peer.bug_epoch_before_log:
             assert peer.current_epoch == peer.accepted_epoch, (peer.current_epoch, peer)
         self.nl_phase = NlPhase.ACKED
@@ -216,6 +218,8 @@ class Follower:
         peer = self.peer
         if not self._from_leader(j):
             return peer.ignore("proposal-not-from-my-leader", j)
+        last = peer.storage.history[-1].zxid if peer.storage.history else 0
+        assert m.txn.zxid > last or peer.planted_bug, (m.txn.zxid, last)
         out = peer.storage.append([m.txn])
         if peer.bug_ack_before_fsync:
             out.insert(1, Send(j, Ack(m.txn.zxid)))
@@ -224,6 +228,8 @@ class Follower:
 
     def logged(self, new: list[Txn]) -> list[Effect]:
         """SendAckRequestProcessor: ACK what just became durable, once NEWLEADER is ACKed."""
+        durable = set(self.peer.storage.disk)
+        assert all(t in durable for t in new), "ACK of a txn that is not durable"
         if (
             self.peer.state is not ServerState.FOLLOWING
             or self.nl_phase is not NlPhase.ACKED

@@ -199,6 +199,7 @@ class Leader:
             out.append(Send(j, LeaderInfo(peer.accepted_epoch)))
         elif self._quorum_with_me({s for s, _ in self.cepoch_recv}):
             new_epoch = max({e for _, e in self.cepoch_recv} | {peer.accepted_epoch}) + 1
+            assert new_epoch > peer.current_epoch, (new_epoch, peer)
             peer.accepted_epoch = new_epoch
             out.append(WriteAcceptedEpoch(new_epoch))
             out.extend(
@@ -300,6 +301,8 @@ class Leader:
         peer = self.peer
         if peer.zab_state is not ZabState.BROADCAST:
             return []
+        durable = set(peer.storage.disk)
+        assert all(t in durable for t in new), "own ACK of a txn that is not durable"
         a = self.acks | {(peer.sid, t.zxid) for t in new if t.epoch == peer.accepted_epoch}
         self.acks = a
         c = self._commit_point(a)

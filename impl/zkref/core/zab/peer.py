@@ -128,6 +128,19 @@ class QuorumPeer:
     def last_logged_zxid(self) -> int:
         return last_zxid(self.storage.history)
 
+    @property
+    def planted_bug(self) -> bool:
+        return any(
+            (
+                self.bug_ack_before_fsync,
+                self.bug_ackld_before_fsync,
+                self.bug_epoch_before_log,
+                self.bug_report_processed_zxid,
+                self.bug_count_stale_ackepoch,
+                self.bug_commit_no_quorum,
+            )
+        )
+
     def ready_to_vote(self) -> bool:
         return self.online and self.state is ServerState.LOOKING and self.storage.synced()
 
