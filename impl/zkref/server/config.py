@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from zkref.core.quorum import QuorumHierarchical, QuorumMaj, QuorumSystem
 from zkref.wire.constants import DEFAULT_JUTE_MAXBUFFER
 
 ALL_FOUR_LETTER_WORDS = frozenset(
@@ -108,7 +109,23 @@ class ZooCfg:
     servers: tuple[ServerSpec, ...] = ()
     peer_type: str = "participant"
     read_only_mode_enabled: bool = False
+    # -- quorum hook (zkref.core.quorum, zkref.conform.quorum_z3) -----------------------------
+    # group.G=a:b:c as (G, (a, b, c)) and weight.N as (N, w), in file order; empty: majority.
+    groups: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    weights: tuple[tuple[int, int], ...] = ()
+    # -- end quorum hook --------------------------------------------------------------------
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def quorum(self) -> QuorumSystem:
+        """QuorumHierarchical when any group.N/weight.N line is present (ZooKeeper's rule),
+        else QuorumMaj over the participants."""
+        voters = frozenset(s.sid for s in self.servers if s.role == "participant")
+        if not self.groups and not self.weights:
+            return QuorumMaj(voters)
+        return QuorumHierarchical.of(
+            {g: members for g, members in self.groups}, dict(self.weights), voters
+        )
 
     @property
     def min_session_timeout(self) -> int:
@@ -176,6 +193,8 @@ def _super_digest(v: str) -> str:
 
 
 _SERVER_RE = re.compile(r"^server\.(\d+)$")
+_GROUP_RE = re.compile(r"^group\.(\d+)$")  # quorum hook
+_WEIGHT_RE = re.compile(r"^weight\.(\d+)$")  # quorum hook
 
 
 def parse_server_line(sid: int, value: str) -> ServerSpec:
@@ -227,6 +246,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
 def parse_zoo_cfg(lines: Iterable[str], source: str = "zoo.cfg") -> ZooCfg:
     values: dict[str, object] = {}
     servers: dict[int, ServerSpec] = {}
+    groups: dict[int, tuple[tuple[int, ...], int]] = {}  # quorum hook: gid -> (sids, line)
+    weights: dict[int, tuple[int, int]] = {}  # quorum hook: sid -> (weight, line)
     ignored: list[str] = []
     seen: dict[str, int] = {}
     for lineno, raw in enumerate(lines, start=1):
@@ -245,10 +266,14 @@ def parse_zoo_cfg(lines: Iterable[str], source: str = "zoo.cfg") -> ZooCfg:
             if m:
                 sid = int(m.group(1))
                 servers[sid] = parse_server_line(sid, value)
+            elif g := _GROUP_RE.match(key):  # quorum hook
+                groups[int(g.group(1))] = (_group_members(value), lineno)
+            elif w := _WEIGHT_RE.match(key):  # quorum hook
+                weights[int(w.group(1))] = (_int()(value), lineno)
             elif key in _FIELDS:
                 name, conv = _FIELDS[key]
                 values[name] = conv(value)
-            elif key in KNOWN_UNIMPLEMENTED or key.startswith(("group.", "weight.", "ssl.")):
+            elif key in KNOWN_UNIMPLEMENTED or key.startswith("ssl."):
                 ignored.append(key)
             else:
                 raise ConfigError(f"{where}: unknown key")
@@ -269,7 +294,80 @@ def parse_zoo_cfg(lines: Iterable[str], source: str = "zoo.cfg") -> ZooCfg:
             f"{source}: minSessionTimeout ({cfg.min_session_timeout}) must not be larger than "
             f"maxSessionTimeout ({cfg.max_session_timeout})"
         )
+    if groups or weights:  # quorum hook
+        cfg = _check_quorum(cfg, groups, weights, source)
     return cfg
+
+
+# -- quorum hook: group.N / weight.N (zkref.core.quorum, zkref.conform.quorum_z3) ----------
+
+
+def _group_members(value: str) -> tuple[int, ...]:
+    parts = value.split(":")
+    try:
+        sids = tuple(int(p.strip()) for p in parts)
+    except ValueError:
+        raise ValueError(f"expected server ids separated by ':', got {value!r}") from None
+    dup = sorted({s for s in sids if sids.count(s) > 1})
+    if dup:
+        raise ValueError(f"server {dup[0]} is listed twice")
+    return sids
+
+
+def _check_quorum(
+    cfg: ZooCfg,
+    groups: dict[int, tuple[tuple[int, ...], int]],
+    weights: dict[int, tuple[int, int]],
+    source: str,
+) -> ZooCfg:
+    """ZooKeeper's QuorumHierarchical checks (every participant in exactly one group), ours
+    (known ids only; an observer in a group needs a weight, where ZooKeeper 3.8 dies of a
+    NullPointerException; weights >= 0), and a z3 proof that every two quorums intersect."""
+    known = {s.sid: s for s in cfg.servers}
+    owner: dict[int, int] = {}
+    for gid, (sids, lineno) in sorted(groups.items(), key=lambda kv: kv[1][1]):
+        where = f"{source}:{lineno}: group.{gid}"
+        for sid in sids:
+            if sid not in known:
+                raise ConfigError(f"{where}: server {sid} has no server.{sid} line")
+            if sid in owner:
+                raise ConfigError(f"{where}: server {sid} is already in group.{owner[sid]}")
+            owner[sid] = gid
+            if known[sid].role == "observer" and sid not in weights:
+                raise ConfigError(f"{where}: observer {sid} is in a group but has no weight.{sid}")
+    for sid, (_, lineno) in weights.items():
+        if sid not in known:
+            raise ConfigError(f"{source}:{lineno}: weight.{sid}: no server.{sid} line")
+    for s in cfg.servers:
+        if s.role == "participant" and s.sid not in owner:
+            raise ConfigError(
+                f"{source}: server {s.sid} is not in a group (with group.N or weight.N lines, "
+                f"every participant must be in one group)"
+            )
+    cfg = replace(
+        cfg,
+        groups=tuple((g, sids) for g, (sids, _) in sorted(groups.items())),
+        weights=tuple((s, w) for s, (w, _) in sorted(weights.items())),
+    )
+    # z3 is imported only here: a majority config never loads it.
+    from zkref.conform.quorum_z3 import DisjointQuorums, NoQuorum, check_intersection, describe
+
+    verdict = check_intersection(cfg.quorum)
+    negative = [(s, w, ln) for s, (w, ln) in sorted(weights.items()) if w < 0]
+    if isinstance(verdict, DisjointQuorums):
+        why = "".join(f"; weight.{s}={w} (line {ln}) is negative" for s, w, ln in negative)
+        raise ConfigError(f"{source}: unsafe quorum system: {describe(verdict)}{why}")
+    # A negative weight that happens not to break intersection is still refused (after the
+    # check above, so an unsafe one gets the stronger diagnosis: the two disjoint quorums).
+    if negative:
+        sid, w, ln = negative[0]
+        raise ConfigError(f"{source}:{ln}: weight.{sid}: must be >= 0, got {w}")
+    if isinstance(verdict, NoQuorum):
+        raise ConfigError(f"{source}: {describe(verdict)}")
+    return cfg
+
+
+# -- end quorum hook ---------------------------------------------------------------------
 
 
 def load_zoo_cfg(path: Path) -> ZooCfg:
