@@ -4,6 +4,7 @@ zkref server --config zoo.cfg      run a server (standalone for now)
 zkref spec check [MODEL ...]       model-check the TLA+ specs with TLC
 zkref chaos run|check ...          fault-injecting workloads and the linearizability checker
 zkref 4lw WORD [--server H:P]      send a four-letter word and print the answer
+zkref ensemble --size N            N members on 127.0.0.1 (prints the connect string)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "trace": "zkref.conform.tracecli",
     "bench": "zkref.bench",
     "4lw": "zkref.server.fourletter",
+    "ensemble": "zkref.server.ensemble",  # issue 4: N members on 127.0.0.1
 }
 
 

@@ -56,12 +56,6 @@ def main(argv: list[str]) -> int:
         return 2
     for key in cfg.ignored_keys:
         log.info("zoo.cfg key %s is accepted but not implemented by zkref", key)
-    if len(cfg.servers) > 1:
-        log.warning(
-            "zoo.cfg lists %d servers; this zkref runs standalone (the ensemble is not built yet)",
-            len(cfg.servers),
-        )
-
     from zkref.server.server import install_event_loop_policy, serve
 
     loop_name = "asyncio" if a.no_uvloop else install_event_loop_policy()
@@ -70,6 +64,31 @@ def main(argv: list[str]) -> int:
     def ready(port: int) -> None:
         # One line on stdout that tools (and tests) can wait for.
         print(f"zkref server ready on {cfg.client_port_address}:{port}", flush=True)
+
+    # --- ensemble hook (issue 4): two or more server.N lines -> run as an ensemble member
+    if len(cfg.servers) > 1 and not (cfg.data_dir / "myid").exists():
+        log.warning(
+            "zoo.cfg lists %d servers but %s has no myid; zkref runs standalone",
+            len(cfg.servers),
+            cfg.data_dir,
+        )
+    elif len(cfg.servers) > 1:
+        from zkref.server.peer_host import read_myid, serve_member
+
+        try:
+            myid = read_myid(cfg.data_dir)
+        except ConfigError as e:
+            print(f"zkref server: {e}", file=sys.stderr)
+            return 2
+        try:
+            asyncio.run(serve_member(cfg, myid, ready=ready))
+        except (OSError, ConfigError) as e:
+            log.error("cannot run member %d: %s", myid, e)
+            return 1
+        finally:
+            logging.shutdown()
+        return 0
+    # --- end of ensemble hook
 
     try:
         asyncio.run(serve(cfg, ready=ready))

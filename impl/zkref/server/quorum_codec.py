@@ -1,0 +1,239 @@
+"""Bytes of the election and quorum links: frames, FLE notifications, Zab quorum packets.
+
+Rules:
+- every frame is a 4-byte big-endian length then the body (ZooKeeper frames election messages
+  this way; its quorum port writes bare records, we frame them too so a reader never parses a
+  partial packet);
+- a quorum packet is jute `QuorumPacket{int type, long zxid, buffer data, vector<Id> authinfo}`
+  with ZooKeeper's type numbers; `data` of PROPOSAL is ZooKeeper's (TxnHeader + txn record);
+  DIFF/TRUNC/SNAP carry their txns inside `data` (ZooKeeper sends them as PROPOSAL/COMMIT
+  pairs after the DIFF; the core's records hold them inline);
+- a notification is ZooKeeper 3.8's layout (`int state, long leader, long zxid, long
+  electionEpoch, long peerEpoch, int version, int configLength`); the sender's sid is the link's;
+- a link opens with ZooKeeper's initial message: `long protocolVersion (-65536), long sid,
+  int addressLength, address`.
+This module decides nothing: it only turns records into bytes and back.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from zkref.core.election.fle import Notification
+from zkref.core.election.fle import ServerState as FleState
+from zkref.core.election.fle import Sid as FleSid
+from zkref.core.zab.messages import (
+    Ack,
+    AckEpoch,
+    Commit,
+    Diff,
+    FollowerInfo,
+    LeaderInfo,
+    NewLeader,
+    PacketType,
+    Proposal,
+    QuorumPacket,
+    Sid,
+    Snap,
+    Trunc,
+    Txn,
+    UpToDate,
+)
+from zkref.core.zab.zxid import make_zxid, zxid_epoch
+from zkref.wire.codec import decode_txn, encode_txn
+
+LEN: Final = struct.Struct(">i")
+_HEAD: Final = struct.Struct(">iq")  # type, zxid
+_INT: Final = struct.Struct(">i")
+_LONG: Final = struct.Struct(">q")
+_NOTIF: Final = struct.Struct(">iqqqqii")
+_HELLO: Final = struct.Struct(">qqi")
+_LEARNER_INFO: Final = struct.Struct(
+    ">qiq"
+)  # LearnerInfo{serverid, protocolVersion, configVersion}
+
+PROTOCOL_VERSION: Final = -65536  # QuorumCnxManager.PROTOCOL_VERSION_V1
+LEARNER_PROTOCOL: Final = 0x10000
+NOTIFICATION_VERSION: Final = 2
+MAX_FRAME: Final = 64 << 20
+
+_STATE_CODE: Final = {
+    FleState.LOOKING: 0,
+    FleState.FOLLOWING: 1,
+    FleState.LEADING: 2,
+    FleState.OBSERVING: 3,
+}
+_CODE_STATE: Final = {v: k for k, v in _STATE_CODE.items()}
+
+
+class QuorumDecodeError(ValueError):
+    """A peer sent bytes that are not a packet we know."""
+
+
+def frame(body: bytes) -> bytes:
+    return LEN.pack(len(body)) + body
+
+
+# ---------------------------------------------------------------------- link opening
+
+
+def encode_hello(sid: int) -> bytes:
+    return _HELLO.pack(PROTOCOL_VERSION, sid, 0)
+
+
+HELLO_SIZE: Final = _HELLO.size
+
+
+def decode_hello(b: bytes) -> int:
+    version, sid, addr_len = _HELLO.unpack(b)
+    if version != PROTOCOL_VERSION or addr_len != 0:
+        raise QuorumDecodeError(f"unexpected link greeting version={version} addr={addr_len}")
+    return int(sid)
+
+
+# ---------------------------------------------------------------------- notifications
+
+
+def encode_notification(n: Notification) -> bytes:
+    return _NOTIF.pack(
+        _STATE_CODE[n.state],
+        n.leader,
+        n.zxid,
+        n.election_epoch,
+        n.peer_epoch,
+        NOTIFICATION_VERSION,
+        0,
+    )
+
+
+def decode_notification(b: bytes, sid: int) -> Notification:
+    if len(b) < _NOTIF.size:
+        raise QuorumDecodeError(f"notification of {len(b)} bytes")
+    state, leader, zxid, round_, peer_epoch, _version, _cfg = _NOTIF.unpack_from(b)
+    if state not in _CODE_STATE:
+        raise QuorumDecodeError(f"notification state {state}")
+    return Notification(
+        leader=FleSid(leader),
+        zxid=zxid,
+        election_epoch=round_,
+        state=_CODE_STATE[state],
+        sid=FleSid(sid),
+        peer_epoch=peer_epoch,
+    )
+
+
+# ---------------------------------------------------------------------- quorum packets
+
+
+def _buffer(b: bytes | None) -> bytes:
+    return _INT.pack(-1) if b is None else _INT.pack(len(b)) + b
+
+
+def _txns(txns: tuple[Txn, ...]) -> bytes:
+    parts = [_INT.pack(len(txns))]
+    for t in txns:
+        parts.append(_buffer(encode_txn(t.hdr, t.body)))
+    return b"".join(parts)
+
+
+def _read_txn(b: bytes) -> Txn:
+    hdr, body = decode_txn(b)
+    return Txn(hdr.zxid, hdr, body)
+
+
+def _read_txns(b: bytes) -> tuple[Txn, ...]:
+    (n,) = _INT.unpack_from(b, 0)
+    at = 4
+    out: list[Txn] = []
+    for _ in range(n):
+        (size,) = _INT.unpack_from(b, at)
+        at += 4
+        out.append(_read_txn(b[at : at + size]))
+        at += size
+    if at != len(b):
+        raise QuorumDecodeError(f"{len(b) - at} bytes after the txns")
+    return tuple(out)
+
+
+def encode_packet(m: QuorumPacket) -> bytes:
+    data: bytes | None = None
+    match m:
+        case FollowerInfo():
+            zxid = make_zxid(m.accepted_epoch, 0)
+            data = _LEARNER_INFO.pack(m.sid, LEARNER_PROTOCOL, 0)
+        case LeaderInfo():
+            zxid = make_zxid(m.epoch, 0)
+            data = _INT.pack(LEARNER_PROTOCOL)
+        case AckEpoch():
+            # ZooKeeper writes -1 for a stale epoch and loses the number; we keep both
+            zxid = m.last_zxid
+            data = _INT.pack(m.current_epoch) + (b"\x01" if m.fresh else b"\x00")
+        case Diff() | Trunc():
+            zxid = m.zxid
+            data = _txns(m.txns)
+        case Snap():
+            zxid = m.zxid
+            data = _txns(m.snapshot)
+        case NewLeader():
+            zxid = make_zxid(m.epoch, 0)
+        case Ack() | UpToDate() | Commit():
+            zxid = m.zxid
+        case Proposal():
+            zxid = m.txn.zxid
+            data = encode_txn(m.txn.hdr, m.txn.body)
+    return _HEAD.pack(int(m.type), zxid) + _buffer(data) + _INT.pack(0)
+
+
+def decode_packet(b: bytes) -> QuorumPacket:
+    try:
+        return _decode_packet(b)
+    except (struct.error, ValueError, IndexError) as e:
+        if isinstance(e, QuorumDecodeError):
+            raise
+        raise QuorumDecodeError(f"bad quorum packet: {e}") from e
+
+
+def _decode_packet(b: bytes) -> QuorumPacket:
+    t, zxid = _HEAD.unpack_from(b, 0)
+    at = _HEAD.size
+    (size,) = _INT.unpack_from(b, at)
+    at += 4
+    data = b""
+    if size >= 0:
+        data = b[at : at + size]
+        at += size
+    (n_auth,) = _INT.unpack_from(b, at)
+    if n_auth != 0:
+        raise QuorumDecodeError("authinfo is not supported")
+    try:
+        ptype = PacketType(t)
+    except ValueError as e:
+        raise QuorumDecodeError(f"unknown packet type {t}") from e
+    match ptype:
+        case PacketType.FOLLOWERINFO:
+            sid, _proto, _cfg = _LEARNER_INFO.unpack_from(data)
+            return FollowerInfo(Sid(sid), zxid_epoch(zxid))
+        case PacketType.LEADERINFO:
+            return LeaderInfo(zxid_epoch(zxid))
+        case PacketType.ACKEPOCH:
+            (epoch,) = _INT.unpack_from(data)
+            return AckEpoch(epoch, zxid, data[4:5] == b"\x01")
+        case PacketType.DIFF:
+            return Diff(zxid, _read_txns(data))
+        case PacketType.TRUNC:
+            return Trunc(zxid, _read_txns(data))
+        case PacketType.SNAP:
+            return Snap(zxid, _read_txns(data))
+        case PacketType.NEWLEADER:
+            return NewLeader(zxid_epoch(zxid))
+        case PacketType.ACK:
+            return Ack(zxid)
+        case PacketType.UPTODATE:
+            return UpToDate(zxid)
+        case PacketType.COMMIT:
+            return Commit(zxid)
+        case PacketType.PROPOSAL:
+            return Proposal(_read_txn(data))
+        case _:
+            raise QuorumDecodeError(f"packet {ptype.name} is not used by zkref")
