@@ -400,3 +400,36 @@ def test_trace_lines_are_ndjson_with_spec_variable_names() -> None:
     assert req["node"] == 1 and req["params"]["txn"] == [1, 1]
     assert req["post"]["history"] == [[1, 1]] and req["post"]["zabState"] == "BROADCAST"
     assert [r["seq"] for r in lines[1:]] == list(range(len(lines) - 1))
+
+
+def stale_ackepoch(bug: bool) -> ZabCluster:
+    """Two leaders propose epoch 1. Follower 2 accepts it from leader 3, then joins leader 1
+    late and answers its LEADERINFO(1) with a stale ACKEPOCH (ZooKeeper's -1), which must not
+    count towards leader 1's epoch quorum."""
+    c = ZabCluster(3, seed=18, bug_count_stale_ackepoch=bug)
+    c.hold(S1, S2)
+    c.elect(S1, {S1, S2})
+    c.deliver(S2, S1, PacketType.FOLLOWERINFO)  # 1 decides epoch 1; its LEADERINFO is held
+    c.partition(S1, S2)  # 2 goes LOOKING without having seen it
+    c.release(S1, S2)
+    c.elect(S3, {S2, S3})
+    c.run_until_quiet()  # 3 establishes epoch 1 with 2
+    assert c.peers[S3].zab_state is ZabState.BROADCAST and c.peers[S3].current_epoch == 1
+    c.partition(S2, S3)
+    c.heal(S1, S2)
+    c.follow(S2, S1)
+    c.run_until_quiet()
+    return c
+
+
+def test_stale_ackepoch_is_not_counted() -> None:
+    with pytest.raises(InvariantViolation) as bad:
+        stale_ackepoch(bug=True)
+    assert bad.value.name == "Leadership"
+    c = stale_ackepoch(bug=False)
+    assert c.peers[S1].zab_state is ZabState.DISCOVERY  # waiting for a fresh quorum
+    # ZooKeeper's initLimit on waitForEpochAck ends the wait; then a new epoch is elected
+    c.heal(S2, S3)
+    ld = c.stabilize()
+    assert c.peers[ld].current_epoch >= 2
+    assert any(r["action"] == "LeaderInitLimitTimeout" and r["node"] == S1 for r in c.records)

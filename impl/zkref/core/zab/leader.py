@@ -133,6 +133,7 @@ class Leader:
         self.learners: set[Sid] = set()
         self.handlers: dict[Sid, LearnerHandler] = {}
         self.ticks_without_quorum = 0
+        self.ticks_establishing = 0
 
     # ------------------------------------------------------------------ helpers
 
@@ -339,11 +340,27 @@ class Leader:
         out.append(peer.trace("LeaderTimeout"))
         return out
 
+    def init_limit_timeout(self) -> list[Effect]:
+        """Leader.getEpochToPropose / waitForEpochAck / waitForNewLeaderAck time out after
+        initLimit: a leader that did not reach BROADCAST gives up. Not in spec/Zab.tla (its
+        LeaderTimeout needs a follower quorum to be missing); going LOOKING is always safe."""
+        peer = self.peer
+        if peer.state is not ServerState.LEADING or peer.zab_state is ZabState.BROADCAST:
+            return []
+        out = peer.go_looking()
+        out.append(peer.trace("LeaderInitLimitTimeout"))
+        return out
+
     def tick(self) -> list[Effect]:
+        peer = self.peer
+        if peer.zab_state is not ZabState.BROADCAST:
+            self.ticks_establishing += 1
+            if self.ticks_establishing > peer.init_limit_ticks:
+                return self.init_limit_timeout()
         if self._quorum_with_me(self.learners):
             self.ticks_without_quorum = 0
             return []
         self.ticks_without_quorum += 1
-        if self.ticks_without_quorum > self.peer.sync_limit_ticks:
+        if self.ticks_without_quorum > peer.sync_limit_ticks:
             return self.check_quorum()
         return []

@@ -66,6 +66,7 @@ class QuorumPeer:
         commit_log_count: int = COMMIT_LOG_COUNT,
         force_snap_sync: bool = False,
         sync_limit_ticks: int = 5,
+        init_limit_ticks: int = 10,
         bug_ack_before_fsync: bool = False,
         bug_ackld_before_fsync: bool = False,
         bug_epoch_before_log: bool = False,
@@ -79,6 +80,7 @@ class QuorumPeer:
         self.commit_log_count = commit_log_count
         self.force_snap_sync = force_snap_sync
         self.sync_limit_ticks = sync_limit_ticks
+        self.init_limit_ticks = init_limit_ticks
         self.bug_ack_before_fsync = bug_ack_before_fsync
         self.bug_ackld_before_fsync = bug_ackld_before_fsync
         self.bug_epoch_before_log = bug_epoch_before_log
