@@ -25,22 +25,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zkref.core.datatree import DataTree
+from zkref.core.effects import Effect as ClientEffect
+from zkref.core.effects import Persist
 from zkref.core.election.fle import Decided, FastLeaderElection
 from zkref.core.election.fle import Effect as FleEffect
 from zkref.core.election.fle import Send as FleSend
 from zkref.core.election.fle import ServerState as FleState
 from zkref.core.election.fle import Sid as FleSid
+from zkref.core.server import CoreConfig, ServerCore
 from zkref.core.zab.effects import (
     AppendTxns,
     Apply,
@@ -56,6 +60,7 @@ from zkref.core.zab.effects import (
 )
 from zkref.core.zab.messages import FollowerInfo, QuorumPacket, ServerState, Sid, Txn, ZabState
 from zkref.core.zab.peer import Durable, QuorumPeer
+from zkref.core.zab.zxid import make_zxid
 from zkref.server import fourletter
 from zkref.server.config import ConfigError, ZooCfg
 from zkref.server.quorum import ElectionLinks, PeerAddress, QuorumConn, dial, read_frame
@@ -66,6 +71,7 @@ from zkref.server.quorum_codec import (
     encode_notification,
     encode_packet,
 )
+from zkref.server.server import ZkServer
 from zkref.server.storage import (
     LOG_PREFIX,
     VERSION_DIR,
@@ -74,6 +80,7 @@ from zkref.server.storage import (
     list_files,
     scan_log_file,
 )
+from zkref.wire.records import CloseSessionTxn, CreateSessionTxn, TxnBody, TxnHeader
 
 log = logging.getLogger("zkref.peer")
 
@@ -241,7 +248,65 @@ class ElectionTick:
     zab: bool
 
 
-Input = ElectionIn | QuorumIn | QuorumDown | LearnerArrived | LeaderReached | ElectionTick
+@dataclass(frozen=True, slots=True)
+class ClientPropose:
+    """A txn the leader's ServerCore prepared (its `Persist`): to be proposed through Zab."""
+
+    core: ServerCore
+    hdr: TxnHeader
+    txn: TxnBody
+
+
+Input = (
+    ElectionIn
+    | QuorumIn
+    | QuorumDown
+    | LearnerArrived
+    | LeaderReached
+    | ElectionTick
+    | ClientPropose
+)
+
+
+class LeaderClientPort(ZkServer):
+    """The leader's client port: the standalone server's connections and `ServerCore` on the
+    replicated tree, with every `Persist` proposed through Zab instead of logged here; the txn
+    is applied (and answered) when Zab commits it (`Apply` -> `ServerCore.persisted`)."""
+
+    def __init__(self, host: PeerHost) -> None:
+        self.host = host
+        super().__init__(host.cfg, server_id=host.myid)
+
+    def _restore(self) -> ServerCore:
+        h, cfg = self.host, self.host.cfg
+        core_cfg = CoreConfig(
+            server_id=h.myid,
+            tick_time_ms=cfg.tick_time_ms,
+            min_session_timeout_ms=cfg.min_session_timeout,
+            max_session_timeout_ms=cfg.max_session_timeout,
+            max_buffer=cfg.jute_maxbuffer,
+            super_digest=cfg.super_digest,
+            extended_types_enabled=cfg.extended_types_enabled,
+            secret=h.secret,
+            start_ms=self.now_ms(),
+        )
+        return ServerCore(core_cfg, tree=h.tree, sessions=h.sessions)
+
+    def run_effects(self, effects: list[ClientEffect]) -> None:
+        rest: list[ClientEffect] = []
+        for e in effects:
+            if isinstance(e, Persist):
+                if rest:
+                    super().run_effects(rest)
+                    rest = []
+                self.host.queue.put_nowait(ClientPropose(self.core, e.hdr, e.txn))
+            else:
+                rest.append(e)
+        if rest:
+            super().run_effects(rest)
+
+    def snapshot(self) -> fourletter.Snapshot:
+        return replace(super().snapshot(), mode="leader")
 
 
 # ---------------------------------------------------------------------- the host
@@ -275,6 +340,15 @@ class PeerHost:
         )
         self.tree = DataTree(extended_types_enabled=cfg.extended_types_enabled)
         self.applied: list[Txn] = []
+        self.sessions: dict[int, int] = {}  # from the applied createSession/closeSession txns
+        # session passwords must verify on whichever member leads next: one secret per ensemble
+        # (ZooKeeper uses a constant)
+        self.secret = hashlib.sha256(
+            ("zkref-ensemble:" + ",".join(map(str, sids))).encode()
+        ).digest()
+        self.client_port: LeaderClientPort | None = None
+        self.core_zxids: set[int] = set()  # txns the leader's ServerCore handed to Zab
+        self._listener: asyncio.Server | None = None
         self.queue: asyncio.Queue[Input] = asyncio.Queue()
         me = self.addrs[myid]
         self.election = ElectionLinks(
@@ -302,13 +376,7 @@ class PeerHost:
                 self._accept_learner, me.host, me.quorum_port, reuse_address=True
             )
         )
-        client = await asyncio.start_server(
-            self._accept_client,
-            self.cfg.client_port_address,
-            self.cfg.client_port,
-            reuse_address=True,
-        )
-        self._servers.append(client)
+        await self._open_listener()
         await self.election.start()
         self._tasks = [
             asyncio.create_task(self._run(), name="zkref-peer"),
@@ -326,11 +394,15 @@ class PeerHost:
             me.host,
             me.quorum_port,
         )
-        return int(client.sockets[0].getsockname()[1])
+        return self.cfg.client_port
 
     async def stop(self) -> None:
         for s in self._servers:
             s.close()
+        if self._listener is not None:
+            self._listener.close()
+        if self.client_port is not None:
+            await self.client_port.stop()
         await self.election.stop()
         self._close_quorum_links()
         for c, _ in self.waiting_learners.values():
@@ -365,6 +437,7 @@ class PeerHost:
                 item = await self.queue.get()
                 await self._handle(item)
                 await self._maybe_start_round()
+                await self._sync_client_port()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -397,6 +470,22 @@ class PeerHost:
                 await self._learner_arrived(item.conn, item.first)
             case LeaderReached():
                 await self._leader_reached(item)
+            case ClientPropose():
+                await self._propose(item)
+
+    async def _propose(self, item: ClientPropose) -> None:
+        ld = self.peer.leader
+        cp = self.client_port
+        if ld is None or cp is None or cp.core is not item.core:
+            return  # that ServerCore is gone with its clients (the leader stepped down)
+        effects = ld.process_request(
+            item.hdr.client_id, item.hdr.cxid, item.hdr.type, item.txn, item.hdr.time
+        )
+        zxids = [t.zxid for e in effects if isinstance(e, AppendTxns) for t in e.txns]
+        # ServerCore numbers its txns from make_zxid(epoch, 0), as Zab does: they must agree
+        assert zxids == [item.hdr.zxid], (zxids, item.hdr)
+        self.core_zxids.add(item.hdr.zxid)
+        await self._run_zab(effects)
 
     def _current(self, conn: QuorumConn) -> bool:
         return self.learners.get(conn.sid) is conn or self.leader_conn is conn
@@ -505,8 +594,7 @@ class PeerHost:
                     await loop.run_in_executor(None, self.disk.rewrite, list(e.snapshot))
                     self._rebuild_tree([])
                 case Apply():
-                    self.tree.apply(e.txn.hdr, e.txn.body)
-                    self.applied.append(e.txn)
+                    self._apply(e.txn)
                 case StateChanged():
                     self._state_changed(e)
                 case Trace():
@@ -518,11 +606,65 @@ class PeerHost:
             await loop.run_in_executor(None, self.disk.sync)
             await self._run_zab(self.peer.persisted())
 
+    def _apply(self, t: Txn) -> None:
+        cp = self.client_port
+        if cp is not None and t.zxid in self.core_zxids:
+            # the leader's own client txn: ServerCore applies it to the tree and answers
+            self.core_zxids.discard(t.zxid)
+            cp.core_call(cp.core.persisted, t.zxid, cp.now_ms())
+            cp.flush()
+        else:
+            self.tree.apply(t.hdr, t.body)
+        self.applied.append(t)
+        self._track_session(t)
+
+    def _track_session(self, t: Txn) -> None:
+        if isinstance(t.body, CreateSessionTxn):
+            self.sessions[t.hdr.client_id] = t.body.time_out
+        elif isinstance(t.body, CloseSessionTxn):
+            self.sessions.pop(t.hdr.client_id, None)
+
     def _rebuild_tree(self, txns: list[Txn]) -> None:
         self.tree = DataTree(extended_types_enabled=self.cfg.extended_types_enabled)
+        self.sessions = {}
         for t in txns:
             self.tree.apply(t.hdr, t.body)
+            self._track_session(t)
         self.applied = list(txns)
+
+    # --- the client port: the leader serves clients; otherwise four-letter words only
+    async def _open_listener(self) -> None:
+        self._listener = await asyncio.start_server(
+            self._accept_client,
+            self.cfg.client_port_address,
+            self.cfg.client_port,
+            reuse_address=True,
+        )
+
+    async def _sync_client_port(self) -> None:
+        p = self.peer
+        serving = p.leader is not None and p.zab_state is ZabState.BROADCAST
+        if serving and self.client_port is None:
+            if p.last_committed != len(p.storage.history):
+                return  # the previous epoch's txns are not all applied yet
+            if self._listener is not None:
+                self._listener.close()
+                await self._listener.wait_closed()
+                self._listener = None
+            # ZooKeeper's Leader.lead: zk.setZxid(makeZxid(epoch, 0)) before serving
+            self.tree.last_processed_zxid = max(
+                self.tree.last_processed_zxid, make_zxid(p.current_epoch, 0)
+            )
+            self.core_zxids = set()
+            cp = LeaderClientPort(self)
+            await cp.start()
+            self.client_port = cp
+            log.info("member %d serves clients as leader of epoch %d", self.myid, p.current_epoch)
+        elif not serving and self.client_port is not None:
+            cp, self.client_port = self.client_port, None
+            await cp.stop()
+            await self._open_listener()
+            log.info("member %d stopped serving clients", self.myid)
 
     def _send_quorum(self, to: Sid, body: bytes) -> None:
         if self.peer.leader is not None:
