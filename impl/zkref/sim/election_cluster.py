@@ -405,42 +405,50 @@ class ElectionCluster:
         rng = self.rng
         f = (len(self.voters) - 1) // 2
         pairs = list(self.network.links)
+        # swarm testing: this run's mix of faults is itself drawn from the seed (some off)
+        kinds = ("partition", "heal", "hold", "release", "reset", "delay", "crash", "round")
+        weights = [rng.choice((0, 1, 2, 4)) for _ in kinds]
+        fault_chance = rng.choice((0.05, 0.1, 0.2, 0.3)) if any(weights) else 0.0
+        tick_chance = rng.choice((0.0, 0.05, 0.15, 0.3))
+        self._log(f"swarm mix {dict(zip(kinds, weights, strict=True))} ticks {tick_chance}")
         for _ in range(fault_steps):
-            r = rng.random()
-            if r < 0.80:
-                self.step(tick_chance=0.15)
-            elif r < 0.83:
+            if rng.random() >= fault_chance:
+                self.step(tick_chance=tick_chance)
+                self.check(())
+                continue
+            kind = rng.choices(kinds, weights)[0]
+            if kind == "partition":
                 a, b = rng.sample(self.members, 2)
                 self._log(f"partition {a}|{b}")
                 self.network.partition(a, b)
-            elif r < 0.86 and self.network.partitions:
+            elif kind == "heal" and self.network.partitions:
                 a, b = sorted(rng.choice(sorted(self.network.partitions, key=sorted)))
                 self._log(f"heal {a}|{b}")
                 self.network.heal(a, b)
-            elif r < 0.89:
+            elif kind == "hold":
                 a, b = rng.choice(pairs)
                 self._log(f"hold {a}->{b}")
                 self.network.hold(a, b)
-            elif r < 0.92:
+            elif kind == "release":
                 a, b = rng.choice(pairs)
                 self._log(f"release {a}->{b}")
                 self.network.release(a, b)
-            elif r < 0.94:
+            elif kind == "reset":
                 a, b = rng.choice(pairs)
                 self._log(f"reset {a}->{b} ({self.network.reset(a, b)} lost)")
-            elif r < 0.96:
+            elif kind == "delay":
                 a, b = rng.choice(pairs)
                 d = rng.randrange(4)
                 self._log(f"delay {a}->{b} {d}")
                 self.network.set_delay(a, b, d)
-            elif r < 0.98:
+            elif kind == "crash":
                 up = [s for s, e in self.nodes.items() if e is not None]
                 down = [s for s, e in self.nodes.items() if e is None]
                 if down and (rng.random() < 0.5 or len(up) <= 1):
                     self.restart(rng.choice(down))
                 elif up:
                     self.crash(rng.choice(up))
-            else:
+            elif kind == "round":
                 decided = [s for s, e in self.live().items() if e.state is not ServerState.LOOKING]
                 if decided and self.restarts_left != 0:
                     self.new_round(rng.choice(decided))
