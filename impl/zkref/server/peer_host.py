@@ -89,6 +89,8 @@ ELECTION_TICK_S = 0.05
 FINALIZE_WAIT_TICKS = 4
 MIN_NOTIFICATION_TICKS = 4
 MAX_NOTIFICATION_TICKS = 64
+# spec actions worth a line in the log at INFO (the sync mode chosen, a leader giving up)
+_LOGGED_ACTIONS = frozenset({"LeaderSyncFollower", "LeaderTimeout"})
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
 
 
@@ -597,6 +599,8 @@ class PeerHost:
                     self._apply(e.txn)
                 case StateChanged():
                     self._state_changed(e)
+                case Trace() if e.action in _LOGGED_ACTIONS:
+                    log.info("%s %s", e.action, e.params)
                 case Trace():
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug("%s %s", e.action, e.params)
