@@ -2,8 +2,9 @@
 same faults), so the chaos harness and differential tests can swap one for the other.
 
 Rules:
-- only a standalone server (size 1) until zkref's replicated ensemble exists (issue 4); the
-  constructor refuses larger sizes with :class:`ZkrefEnsembleUnavailable`;
+- size 1 is a standalone server; size > 1 is a zkref ensemble (issue 4): the Apache launcher's
+  zoo.cfg already holds the `server.N` lines and each dataDir its `myid`, which is what makes
+  `zkref server` run as an ensemble member;
 - the server runs as ``python -m zkref server --config zoo.cfg`` with this interpreter and this
   package on its path; readiness is the same ``srvr`` "Mode:" line as for ZooKeeper.
 """
@@ -28,7 +29,7 @@ class ZkrefEnsembleUnavailable(RuntimeError):
 
 
 class ZkrefServers(ApacheZooKeeper):
-    """``size`` zkref servers on 127.0.0.1 (1 today). Same API as :class:`ApacheZooKeeper`."""
+    """``size`` zkref servers on 127.0.0.1. Same API as :class:`ApacheZooKeeper`."""
 
     def __init__(
         self,
@@ -38,11 +39,10 @@ class ZkrefServers(ApacheZooKeeper):
         tick_time_ms: int = 2000,
         extra_cfg: Mapping[str, str] | None = None,
     ) -> None:
-        if size != 1:
-            raise ZkrefEnsembleUnavailable(
-                f"a {size}-member zkref ensemble is not yet available: needs the replicated "
-                "ensemble (issue 4); size 1 (standalone) works"
-            )
+        # --- ensemble hook (issue 4): size > 1 runs zkref ensemble members
+        if size < 1:
+            raise ZkrefEnsembleUnavailable(f"size must be >= 1, got {size}")
+        # --- end of ensemble hook
         super().__init__(size, base_dir, tick_time_ms=tick_time_ms, extra_cfg=extra_cfg)
 
     def _check_available(self) -> None:
