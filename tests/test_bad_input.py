@@ -273,9 +273,10 @@ def test_multi_op_with_null_path_is_a_marshalling_error(
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,
-                reason="zkref bug: a null path (length -1) in a multi op is read as '' and "
-                "answered ReplyHeader err 0 with a per-op BadArguments (-8) result; ZooKeeper "
-                "3.8 answers ReplyHeader err MarshallingError (-5) with an empty MultiResponse",
+                reason="zkref bug: a null path in a multi op fails decoding, so zkref answers "
+                "MarshallingError with no body; ZooKeeper 3.8 decodes the multi (path = null), "
+                "its prep fails with an empty MultiTxn and FinalRequestProcessor answers -5 with "
+                "an empty MultiResponse (a multi that does not decode at all gets no body on both)",
             )
         )
     with session(server.port) as raw:
@@ -319,19 +320,9 @@ def test_malformed_auth_packet_closes(server: StandaloneServer) -> None:
         pytest.param(b"\x00\x00", id="truncated"),
     ],
 )
-def test_malformed_sasl_packet_closes(
-    request: pytest.FixtureRequest, server: StandaloneServer, body: bytes
-) -> None:
+def test_malformed_sasl_packet_closes(server: StandaloneServer, body: bytes) -> None:
     """Like auth, a sasl packet is read by the connection itself (processSasl): one that does not
     decode closes the connection, where any other opcode would get MarshallingError."""
-    if server.kind == "zkref":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="zkref bug: a malformed sasl (102) packet is answered with MarshallingError "
-                "(-5) and the connection kept; ZooKeeper 3.8 closes the connection, as for auth",
-            )
-        )
     with session(server.port) as raw:
         assert raw.call(102, OpCode.sasl, body) == CLOSED
     assert_still_serving(server)

@@ -525,8 +525,9 @@ class ServerCore:
         if c is None:
             return []
         out: list[Effect] = []
-        if c.state == _NEW or hdr.type == _AUTH:
-            # no session to answer on / a broken auth packet: ZooKeeper drops the connection
+        if c.state == _NEW or hdr.type == _AUTH or hdr.type == _SASL:
+            # no session to answer on / a broken auth or sasl packet: ZooKeeper drops the
+            # connection (both are read in processPacket, before the request pipeline)
             self._close(c, "malformed packet", out)
             return out
         c.received += 1

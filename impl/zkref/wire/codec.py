@@ -298,13 +298,19 @@ def _r_bool(b: bytes, o: int) -> tuple[bool, int]:
 def _r_ustr(b: bytes, o: int) -> tuple[str, int]:
     (n,) = _int_unpack_from(b, o)
     o += 4
-    if n == -1:
-        # jute's null string. kazoo writes "" this way (e.g. the id of an `auth` ACL).
-        return "", o
     end = o + n
     if n < 0 or end > len(b):
         raise DecodeError(f"bad string length {n}")
     return b[o:end].decode("utf-8", "replace"), end
+
+
+def _r_ustr_null_empty(b: bytes, o: int) -> tuple[str, int]:
+    # jute's null string where ZooKeeper tolerates null: kazoo writes "" as null (-1), e.g. the
+    # id of an `auth` ACL. A null *path* is refused (_r_ustr), as ZooKeeper fails on it.
+    (n,) = _int_unpack_from(b, o)
+    if n == -1:
+        return "", o + 4
+    return _r_ustr(b, o)
 
 
 def _r_ustr_opt(b: bytes, o: int) -> tuple[str | None, int]:
@@ -428,6 +434,7 @@ _K_LONG: Final[_Kind] = (_r_long, _w_long, 8)
 _K_BOOL: Final[_Kind] = (_r_bool, _w_bool, 1)
 _K_USTR: Final[_Kind] = (_r_ustr, _w_ustr, 4)
 _K_USTR_OPT: Final[_Kind] = (_r_ustr_opt, _w_ustr, 4)
+_K_USTR_NULL_EMPTY: Final[_Kind] = (_r_ustr_null_empty, _w_ustr, 4)
 _K_BUF: Final[_Kind] = (_r_buf, _w_buf, 4)
 _K_BUF_NN: Final[_Kind] = (_r_buf_nn, _w_buf, 4)
 _K_STAT: Final[_Kind] = (_r_stat, _w_stat, _STAT_SIZE)
@@ -490,7 +497,7 @@ def _w_stat_persisted(out: list[bytes], s: StatPersisted) -> None:
 _READERS[StatPersisted] = _r_stat_persisted
 _WRITERS[StatPersisted] = _w_stat_persisted
 
-_define(Id, ("scheme", _K_USTR), ("id", _K_USTR))
+_define(Id, ("scheme", _K_USTR_NULL_EMPTY), ("id", _K_USTR_NULL_EMPTY))
 _K_ID: Final = _k_record(Id)
 _define(ACL, ("perms", _K_INT), ("id", _K_ID))
 _r_acl_vector: Final = _r_vector(_READERS[ACL], 12)
