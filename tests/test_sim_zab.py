@@ -433,3 +433,38 @@ def test_stale_ackepoch_is_not_counted() -> None:
     ld = c.stabilize()
     assert c.peers[ld].current_epoch >= 2
     assert any(r["action"] == "LeaderInitLimitTimeout" and r["node"] == S1 for r in c.records)
+
+
+def test_a_server_that_accepted_a_newer_epoch_is_locked_out_until_the_leader_changes() -> None:
+    """3 leads for a moment, writes acceptedEpoch 2 and gives up; leader 1 of epoch 1 keeps its
+    quorum. 3 rejects LEADERINFO(1) every time (Learner.registerWithLeader: "Leaders epoch is
+    less than accepted epoch") until the leader changes."""
+    c = ZabCluster(3, seed=19)
+    c.elect(S1)
+    c.run_until_quiet()
+    c.partition(S1, S3)
+    c.partition(S1, S2)
+    c.hold(S3, S2)
+    c.elect(S3, {S2, S3})
+    c.run_until_quiet()  # 3 decided epoch 2 (acceptedEpoch written); 2 never heard
+    assert c.peers[S3].accepted_epoch == 2 and c.peers[S2].accepted_epoch == 1
+    c.partition(S2, S3)
+    c.heal(S1, S2)
+    c.release(S3, S2)
+    c.follow(S2, S1)
+    c.run_until_quiet()
+    for _ in range(12):
+        c.tick()
+    assert c.peers[S3].state is ServerState.LOOKING
+    assert c.peers[S1].state is ServerState.LEADING
+    c.heal(S1, S3)
+    c.heal(S2, S3)
+    c.follow(S3, S1)
+    c.run_until_quiet()
+    assert c.locked_out(S3)
+    assert c.stabilize() == S1 and c.locked_out(S3)
+    c.crash(S1)
+    c.restart(S1)
+    c.stabilize()
+    assert not any(c.locked_out(s) for s in c.sids)
+    assert all(c.peers[s].current_epoch == 3 for s in c.sids)

@@ -475,9 +475,25 @@ class ZabCluster:
         ]
         return live[0] if len(live) == 1 else None
 
+    def locked_out(self, s: Sid) -> bool:
+        """s accepted a newer epoch (from an aspiring leader that then gave up) than the one
+        the established leader runs: it rejects that leader's LEADERINFO and goes back to
+        LOOKING each time, as ZooKeeper's Learner.registerWithLeader does, until the leader
+        changes."""
+        ld = self.leader()
+        p = self.peers[s]
+        return (
+            ld is not None
+            and s != ld
+            and p.online
+            and p.follower is None
+            and p.accepted_epoch > self.peers[ld].current_epoch
+        )
+
     def converged(self) -> bool:
         """Quiet, one broadcasting leader, every live server following it with the same log,
-        all of it delivered, and equal data trees."""
+        all of it delivered, and equal data trees; servers that are `locked_out` are left out,
+        but the rest must be a quorum."""
         if self.busy():
             return False
         ld = self.leader()
@@ -485,9 +501,12 @@ class ZabCluster:
             return False
         lp = self.peers[ld]
         fp = tree_fingerprint(self.trees[ld])
+        synced = set()
         for s, p in self.peers.items():
             if not p.online:
                 return False
+            if self.locked_out(s):
+                continue
             if s != ld and (
                 p.leader_of != ld
                 or p.zab_state is not ZabState.BROADCAST
@@ -500,7 +519,8 @@ class ZabCluster:
                 return False
             if tree_fingerprint(self.trees[s]) != fp:
                 return False
-        return True
+            synced.add(s)
+        return lp.is_quorum(synced)
 
     def stabilize(self, max_steps: int = 5_000) -> Sid:
         """No faults: deliver, fsync, elect, follow, tick until converged."""
@@ -622,6 +642,6 @@ class ZabCluster:
         assert t is not None
         self.stabilize(converge_steps)
         for s in self.sids:
-            if t not in self.applied[s]:
+            if t not in self.applied[s] and not self.locked_out(s):
                 raise SimFailure(self.fail(f"server {s} did not apply the final write"))
         return ld
