@@ -549,8 +549,9 @@ def _diagnose(p: Plan, v: Verdict, timeout_s: float) -> Verdict:
         + (f" (alternatives: {' | '.join(alts)})" if len(alts) > 1 else ""),
     ]
     for var in first.fails:
-        lines.append(f"    {var}: trace {json.dumps(exp.get(var))}")
-        lines.append(f"    {' ' * len(var)}  spec  {json.dumps(found.get(var))}")
+        a, b = _narrow(exp.get(var), found.get(var))
+        lines.append(f"    {var}: trace {json.dumps(a)}")
+        lines.append(f"    {' ' * len(var)}  spec  {json.dumps(b)}")
     return replace(
         v,
         variables=first.fails,
@@ -558,6 +559,15 @@ def _diagnose(p: Plan, v: Verdict, timeout_s: float) -> Verdict:
         found=found,
         message=v.message + "\n" + "\n".join(lines),
     )
+
+
+def _narrow(a: Json, b: Json) -> tuple[Json, Json]:
+    """Of two objects, only the keys whose values differ (recursively), to keep messages short."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        pairs = {k: _narrow(a.get(k), b.get(k)) for k in keys}
+        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+    return a, b
 
 
 # --------------------------------------------------------------------------- traces from the spec
