@@ -130,15 +130,16 @@ def _params(m: SpecMap, ids: Ids, rec: Record) -> list[tuple[int, Param, Json]]:
                 given.append((0, f, rec.node))
         return given
     if isinstance(p, list):
+        flat = not any(isinstance(x, (list, dict)) for x in p)
+        if node_first and len(formals) == 2 and isinstance(formals[1].type, (Set, Seq)) and flat:
+            # [node, collection] written flat: `"params": [1, 2]` for ElectLeader(i, {1, 2})
+            return [(0, formals[0], rec.node), (1, formals[1], p)]
         if len(p) == len(formals):
             return [(k, f, v) for k, (f, v) in enumerate(zip(formals, p, strict=True))]
         if node_first and len(p) == len(formals) - 1:
             return [(0, formals[0], rec.node)] + [
                 (k + 1, f, v) for k, (f, v) in enumerate(zip(formals[1:], p, strict=True))
             ]
-        if node_first and len(formals) == 2 and isinstance(formals[1].type, (Set, Seq)):
-            # [node, collection] written flat: `"params": [1, 2]` for ElectLeader(i, {1, 2})
-            return [(0, formals[0], rec.node), (1, formals[1], p)]
         raise MappingError(
             f"{rec.action} takes {len(formals)} params ({', '.join(f.name for f in formals)}), "
             f"the record gives {len(p)}"
