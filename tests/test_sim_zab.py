@@ -468,3 +468,19 @@ def test_a_server_that_accepted_a_newer_epoch_is_locked_out_until_the_leader_cha
     c.stabilize()
     assert not any(c.locked_out(s) for s in c.sids)
     assert all(c.peers[s].current_epoch == 3 for s in c.sids)
+
+
+def test_a_server_leaving_following_votes_only_once_its_queued_txns_are_durable() -> None:
+    c = ZabCluster(3, seed=20)
+    c.elect(S1)
+    c.run_until_quiet()
+    t = c.write()
+    c.deliver(S1, S2, PacketType.PROPOSAL)  # appended by 2, fsync pending
+    c.crash(S1)
+    assert c.peers[S2].state is ServerState.LOOKING and S2 in c.pending_fsync
+    assert S2 not in c.electable() and not c.peers[S2].ready_to_vote()
+    c.fsync(S2)  # the flush after leaving FOLLOWING: no ACK goes anywhere
+    assert c.peers[S2].ready_to_vote() and t in c.disks[S2].durable_log
+    assert c.elect() == S2  # its vote now counts the durable (1,1)
+    c.run_until_quiet()
+    assert t is not None and all(c.applied[s] == [t] for s in (S2, S3))
