@@ -21,7 +21,14 @@ import pytest
 
 from zkref.conform.tlavalue import ModelValue, TlaFn, TlaParseError, TlaSet, parse_value
 from zkref.conform.tlc import JAVA, repo_root
-from zkref.conform.trace import Record, Trace, TraceFormatError, dump_lines, parse_lines
+from zkref.conform.trace import (
+    Record,
+    Trace,
+    TraceFormatError,
+    dump_lines,
+    parse_lines,
+    read_trace,
+)
 from zkref.conform.tracecheck import (
     Status,
     Verdict,
@@ -203,6 +210,9 @@ def fle_traces() -> dict[str, Trace]:
         "renamed": _renamed(full),
         "swapped": _swapped(whole),
         "dropped": _dropped(whole),
+        "impl-seed4": read_trace(
+            ROOT / "traces" / "samples" / "fle-impl-sim-seed4-rejected.ndjson"
+        ),
     }
 
 
@@ -253,3 +263,19 @@ def test_dropped_step_is_rejected(fle_verdicts: dict[str, Verdict]) -> None:
     assert v.status is Status.REJECTED, v.report()
     assert v.step == 6 and v.variables == ("msgs",)
     assert v.steps == 13
+
+
+@needs_java
+def test_recorded_core_trace_with_a_known_divergence(fle_verdicts: dict[str, Verdict]) -> None:
+    """A trace of the Python FLE core (ElectionCluster seed 4, recorded in traces/samples).
+
+    Server 3 is in the finalize wait for leader 1 when 2's better vote arrives. The spec splits
+    this into two FLEHandleNotmsg steps (the first only clears `waiting` and leaves the
+    notification queued; the second handles it); the core does both in one step and writes one
+    record. So no behaviour matches record 6: the closest spec step still has the old vote.
+    """
+    v = fle_verdicts["impl-seed4"]
+    assert v.status is Status.REJECTED, v.report()
+    assert v.step == 6 and v.record is not None and v.record.action == "FLEHandleNotmsg"
+    assert v.record.node == 3 and "waiting" in v.variables and "currentVote" in v.variables
+    assert v.expected["currentVote"]["leader"] == 2 and v.found["currentVote"]["leader"] == 1
