@@ -3,12 +3,12 @@
 The encoding is written from the system's parameters (voters, groups, weights), not by calling
 ``contains_quorum``, so the two can check each other:
 
-- two quorums Q1, Q2 are boolean vectors over the voters (``q1_<sid>``, ``q2_<sid>``);
-- majority: ``Sum(If(q_s, 1, 0)) > len(voters) // 2``;
-- hierarchical: per group, ``won_g = Or(q_s for s in g) And Sum(If(q_s, w_s, 0)) > half(G_g)``
+- two quorums Q1, Q2 are membership vectors over the voters (``q1_<sid>``, ``q2_<sid>``, 0 or 1);
+- majority: ``Sum(q_s) > len(voters) // 2``;
+- hierarchical: per group, ``won_g = Sum(q_s for s in g) >= 1 And Sum(w_s * q_s) > half(G_g)``
   with ``half`` Java's truncating division of the group's total weight, and
   ``Sum(If(won_g, 1, 0)) > numGroups // 2``;
-- the query asserts both quorum predicates and ``Not(And(q1_s, q2_s))`` for every voter:
+- the query asserts both quorum predicates and ``q1_s + q2_s <= 1`` for every voter:
   *unsat* is the proof that no two quorums are disjoint; *sat* gives a model, read back as two
   disjoint quorums.
 
@@ -80,7 +80,7 @@ Verdict = IntersectionProof | DisjointQuorums | NoQuorum
 def _quorum_predicate(system: QuorumSystem, q: dict[int, Any]) -> Any:
     match system:
         case QuorumMaj():
-            return z3.Sum([z3.If(q[s], 1, 0) for s in sorted(system.voters)]) > system.half
+            return z3.Sum([q[s] for s in sorted(system.voters)]) > system.half
         case QuorumHierarchical():
             w = dict(system.weights)
             won = []
@@ -89,8 +89,8 @@ def _quorum_predicate(system: QuorumSystem, q: dict[int, Any]) -> Any:
                 total = sum(w[s] for s in members)
                 if not voting:
                     continue  # no voter can ever win this group
-                got = z3.Sum([z3.If(q[s], w[s], 0) for s in voting])
-                present = z3.Or([q[s] for s in voting])
+                got = z3.Sum([w[s] * q[s] for s in voting])
+                present = z3.Sum([q[s] for s in voting]) >= 1
                 won.append(z3.And(present, got > java_half(total)))
             num_groups = sum(1 for _, m in system.groups if sum(w[s] for s in m) != 0)
             if not won:
@@ -99,30 +99,41 @@ def _quorum_predicate(system: QuorumSystem, q: dict[int, Any]) -> Any:
     raise AssertionError(system)  # pragma: no cover
 
 
-def _vars(system: QuorumSystem, name: str) -> dict[int, Any]:
-    return {s: z3.Bool(f"{name}_{s}") for s in sorted(system.voters)}
+def _vars(system: QuorumSystem, name: str) -> tuple[dict[int, Any], list[Any]]:
+    """Membership as 0/1 integers (not booleans): then "disjoint" is ``q1_s + q2_s <= 1``, and
+    the simplex refutes two majorities at once by adding those up (as booleans under ``If``,
+    51 voters took z3 past 20 s: a pigeonhole for the SAT core)."""
+    q = {s: z3.Int(f"{name}_{s}") for s in sorted(system.voters)}
+    return q, [c for v in q.values() for c in (v >= 0, v <= 1)]
 
 
 def _read(model: Any, q: dict[int, Any]) -> frozenset[int]:
-    return frozenset(s for s, v in q.items() if z3.is_true(model.eval(v, model_completion=True)))
+    return frozenset(s for s, v in q.items() if model.eval(v, model_completion=True).as_long())
+
+
+def _solver() -> Any:
+    # The plain "smt" tactic: the default solver's preprocessing may turn the 0/1 integers back
+    # into booleans (pseudo-boolean encoding), and with them the easy linear refutation into a
+    # hard pigeonhole (majority of 51: unknown after 10 s with SolverFor("QF_LIA"), 0.02 s here).
+    return z3.Tactic("smt").solver()
 
 
 def check_intersection(system: QuorumSystem, *, timeout_ms: int = 20_000) -> Verdict:
     """Prove that every two quorums of ``system`` intersect, or return two disjoint ones."""
     t0 = time.perf_counter()
-    q1, q2 = _vars(system, "q1"), _vars(system, "q2")
-    one = z3.Solver()
+    (q1, bounds1), (q2, bounds2) = _vars(system, "q1"), _vars(system, "q2")
+    one = _solver()
     one.set("timeout", timeout_ms)
-    one.add(_quorum_predicate(system, q1))
+    one.add(*bounds1, _quorum_predicate(system, q1))
     r = one.check()
     if r == z3.unsat:
         return NoQuorum(system, time.perf_counter() - t0)
     if r != z3.sat:
         raise RuntimeError(f"z3 gave {r} on the quorum-exists query: {one.reason_unknown()}")
-    s = z3.Solver()
+    s = _solver()
     s.set("timeout", timeout_ms)
-    s.add(_quorum_predicate(system, q1), _quorum_predicate(system, q2))
-    s.add([z3.Not(z3.And(q1[v], q2[v])) for v in sorted(system.voters)])
+    s.add(*bounds1, *bounds2, _quorum_predicate(system, q1), _quorum_predicate(system, q2))
+    s.add([q1[v] + q2[v] <= 1 for v in sorted(system.voters)])
     r = s.check()
     if r == z3.unsat:
         return IntersectionProof(system, time.perf_counter() - t0, s.to_smt2())

@@ -12,12 +12,14 @@ Encoding (ops of one path; ``n`` of them):
   point after their call); ``info`` reads and syncs observe nothing and are left out;
 - real time: ``ret_i < call_j`` (strictly: equal timestamps are concurrent) and both took effect
   implies ``p_i < p_j``;
-- the state an op sees is never stored: with ``before(w, i) = lin_w And p_w < p_i`` over the
-  writers (write, cas, create, delete with ``ok`` or ``info``):
-  *exists* is "the latest create/delete before i is a create" (the initial state if none);
-  *value* is the value of the latest write/cas/create before i (initial if none);
-  *version* is the number of write/cas before i and after that latest create/delete, plus 0
-  after a create or the initial version when there was none;
+- the state an op sees is never stored, only read off the order: with ``before(w, i) = lin_w And
+  p_w < p_i`` over the writers (write, cas, create, delete with ``ok`` or ``info``), ``reset_i``
+  is the position of the latest create/delete before i (-1 if none) and ``set_i`` that of the
+  latest write/cas/create (each pinned by "equals some earlier one's position, or -1" and "not
+  below any earlier one's"); then *exists* is "the op at ``reset_i`` is a create" (the initial
+  state if -1), *value* is the value written at ``set_i`` (initial if -1), and *version* is the
+  number of write/cas before i and after ``reset_i``, plus 0 after a create or the initial
+  version when ``reset_i`` is -1;
 - each op that took effect must fit what it saw: a read returns (value, version) or "no node"; a
   write needs the node, a cas also ``version == expected``; ok replies carrying a version say
   ``version + 1``; create needs no node, delete needs the node (and the version if one is
