@@ -591,7 +591,9 @@ class ZabCluster:
         r = self.rng
         online = [s for s in self.sids if self.peers[s].online]
         offline = [s for s in self.sids if not self.peers[s].online]
-        kind = r.choice(["crash", "crash_after", "restart", "partition", "heal", "hold", "release"])
+        kind = r.choice(
+            ["crash", "crash_after", "restart", "partition", "heal", "hold", "release", "delay"]
+        )
         if kind == "crash" and online:
             self.crash(r.choice(online))
         elif kind == "crash_after" and online:
@@ -621,6 +623,9 @@ class ZabCluster:
         elif kind == "release":
             a, b = r.sample(self.sids, 2)
             self.release(a, b)
+        elif kind == "delay":
+            a, b = r.sample(self.sids, 2)
+            self.net.set_delay(a, b, r.randint(0, 3))
 
     def heal_all(self) -> None:
         self.crash_hooks.clear()
