@@ -82,6 +82,13 @@ def traces() -> dict[str, Trace]:
         "impl-bug": buggy,
         "impl-bug-vs-bug-spec": _with_constants(buggy, BUG_ACK_BEFORE_FSYNC=True),
         "sessions": behaviour_trace(s),
+        "bad-init": parse_lines(
+            [
+                '{"kind":"header","schema":1,"spec":"Zab","servers":[1,2,3]}',
+                '{"action":"Init","post":{"acceptedEpoch":{"1":0,"2":3}}}',
+                '{"node":1,"action":"NodeCrash","post":{"online":false}}',
+            ]
+        ),
     }
 
 
@@ -132,3 +139,11 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "REJECTED" in out and "step 12 of 30" in out
     assert main(["validate", str(SAMPLES / "sessions-spec-sim-seed2.ndjson")]) == 0
     assert "ACCEPTED: Sessions trace" in capsys.readouterr().out
+
+
+def test_wrong_initial_state_is_rejected_at_step_0(verdicts: dict[str, Verdict]) -> None:
+    v = verdicts["bad-init"]
+    assert v.status is Status.REJECTED, v.report()
+    assert (v.step, v.matched, v.variables) == (0, 0, ("acceptedEpoch",))
+    assert "no initial state of the spec matches" in v.message
+    assert 'acceptedEpoch: trace {"2": 3}' in v.message  # only the key that differs
