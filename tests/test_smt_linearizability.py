@@ -15,6 +15,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zkref.chaos.checker import check as chaos_check
-from zkref.chaos.history import History, HistoryBuilder, Op, complete_ops
+from zkref.chaos.history import History, HistoryBuilder, Op, complete_ops, read_history
 from zkref.chaos.linearizability import check_register, step
 from zkref.conform import smt_linearizability as smt
 
@@ -411,3 +412,14 @@ def test_delete_and_recreate_restart_the_version() -> None:
     )
     assert smt.check(bad) is False
     assert chaos_check(bad).verdicts[0].valid is False
+
+
+def test_reads_recorded_ndjson_histories(tmp_path: Path) -> None:
+    b = HistoryBuilder({"initial": {PATH: ["a", 0], "/other": None}})
+    b.add(1, "write", PATH, 0, 10, value="b", out_version=1)
+    b.add(2, "read", PATH, 20, 30, out_value="a", out_version=0)  # lost write on /k
+    b.add(3, "create", "/other", 0, 10, value="x", out_version=0)
+    h = read_history(b.write(tmp_path / "h.ndjson"))
+    assert sorted(smt.register_ops(h)) == ["/k", "/other"]
+    assert smt.check(h) is False
+    assert smt.check_ops(smt.register_ops(h)["/other"]).linearizable is True
