@@ -140,7 +140,8 @@ def check_intersection(system: QuorumSystem, *, timeout_ms: int = 20_000) -> Ver
     if r != z3.sat:
         raise RuntimeError(f"z3 gave {r} on the intersection query: {s.reason_unknown()}")
     m = s.model()
-    return DisjointQuorums(system, _read(m, q1), _read(m, q2), time.perf_counter() - t0)
+    a, b = sorted((_read(m, q1), _read(m, q2)), key=sorted)  # a stable message for operators
+    return DisjointQuorums(system, a, b, time.perf_counter() - t0)
 
 
 def describe(verdict: Verdict) -> str:
