@@ -137,8 +137,13 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["validate", "--no-diagnose", str(mutated)]) == 1
     out = capsys.readouterr().out
     assert "REJECTED" in out and "step 12 of 30" in out
-    assert main(["validate", str(SAMPLES / "sessions-spec-sim-seed2.ndjson")]) == 0
-    assert "ACCEPTED: Sessions trace" in capsys.readouterr().out
+    out_file = tmp_path / "sim.ndjson"
+    assert (
+        main(["simulate", "Sessions", "--depth", "6", "--seed", "4", "--out", str(out_file)]) == 0
+    )
+    assert read_trace(out_file).header.clients == (1,)
+    assert main(["validate", str(out_file), str(SAMPLES / "sessions-spec-sim-seed2.ndjson")]) == 0
+    assert capsys.readouterr().out.count("ACCEPTED: Sessions trace") == 2
 
 
 def test_wrong_initial_state_is_rejected_at_step_0(verdicts: dict[str, Verdict]) -> None:
