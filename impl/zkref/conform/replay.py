@@ -273,7 +273,7 @@ def load_path(file: Path) -> SpecPath:
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     path: str
-    steps: int
+    steps: int  # steps that matched the spec (all of them when ok)
     divergence: Divergence | None
     disabled_checked: int = 0
 
@@ -329,22 +329,28 @@ def replay(
     *,
     graph: nx.MultiDiGraph | None = None,
     check_disabled: bool = False,
+    checked_nodes: set[str] | None = None,
 ) -> ReplayResult:
-    """Replay `path` on fresh cores built by `binding`; stop at the first divergence."""
+    """Replay `path` on fresh cores built by `binding`; stop at the first divergence.
+
+    `checked_nodes`, shared across the paths of one cover, skips the disabled-action check at
+    graph states an earlier path already checked (paths share long prefixes)."""
     binding.reset(path.initial)
     checked = 0
     d0 = compare(path.initial, binding.spec_vars())
     if d0:
         return ReplayResult(path.name, 0, Divergence(path.name, 0, None, *d0))
     for k, step in enumerate(path.steps, start=1):
-        if check_disabled:
-            node = path.nodes[k - 1] if len(path.nodes) >= k else ""
+        node = path.nodes[k - 1] if len(path.nodes) >= k else ""
+        if check_disabled and not (checked_nodes is not None and node in checked_nodes):
             enabled = _enabled_calls(graph, node)
             if enabled is not None:
                 bad, n = _check_disabled(binding, enabled, path, k - 1)
                 checked += n
                 if bad:
                     return ReplayResult(path.name, k - 1, bad, checked)
+                if checked_nodes is not None:
+                    checked_nodes.add(node)
         try:
             disp = binding.dispatch(step.call)
             method = registered_method(step.call.action, disp.target)

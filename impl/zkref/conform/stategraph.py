@@ -189,18 +189,9 @@ _RE_VAR = re.compile(r"^/\\ (\w+) = (.*)$", re.DOTALL)
 
 def _unescape_label(label: str) -> str:
     """DOT label text -> TLC's state text (`\\n` newline, `\\"` quote, `\\\\` backslash)."""
-    out: list[str] = []
-    i = 0
-    while i < len(label):
-        c = label[i]
-        if c == "\\" and i + 1 < len(label):
-            nxt = label[i + 1]
-            out.append("\n" if nxt == "n" else nxt)
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+    return (
+        label.replace("\\\\", "\x00").replace("\\n", "\n").replace('\\"', '"').replace("\x00", "\\")
+    )
 
 
 def parse_state_text(text: str) -> dict[str, str]:
