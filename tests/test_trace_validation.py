@@ -297,3 +297,20 @@ def test_recorded_core_trace_with_a_known_divergence(fle_verdicts: dict[str, Ver
     assert v.step == 6 and v.record is not None and v.record.action == "FLEHandleNotmsg"
     assert v.record.node == 3 and "waiting" in v.variables and "currentVote" in v.variables
     assert v.expected["currentVote"]["leader"] == 2 and v.found["currentVote"]["leader"] == 1
+
+
+def test_bad_values_and_tlc_failures_are_errors() -> None:
+    head = '{"kind":"header","schema":1,"spec":"Zab","servers":[1,2,3]}'
+    v = check_trace(parse_lines([head, '{"node":1,"action":"NodeCrash","post":{"online":"no"}}']))
+    assert v.status is Status.ERROR
+    assert "line 2, node 1: post online: expected true/false" in v.message
+    v = check_trace(parse_lines([head.replace("]}", '],"constants":{"MaxBananas":1}}')]))
+    assert v.status is Status.ERROR and "MaxBananas" in v.message
+
+
+@needs_java
+def test_tlc_timeout_is_an_error_not_a_rejection() -> None:
+    head = '{"kind":"header","schema":1,"spec":"Zab","servers":[1,2,3]}'
+    v = check_trace(parse_lines([head, '{"node":1,"action":"NodeCrash"}']), timeout_s=0.2)
+    assert v.status is Status.ERROR, v.report()
+    assert "TLC failed" in v.message and "timed out" in v.message
