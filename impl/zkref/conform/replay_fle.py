@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import re
@@ -211,7 +212,10 @@ class FleBinding:
 
 # --------------------------------------------------------------------------- models, storage
 
-STORE_CAP = 25  # stored paths per model: the action-first ones, then every diverging one
+# Stored paths per model: the first STORE_CAP of the cover (the action-first ones come first),
+# plus up to STORE_DIVERGING of the paths that diverge (the findings, replayable by name).
+STORE_CAP = 20
+STORE_DIVERGING = 10
 
 
 def cfg_constant(cfg_text: str, name: str) -> int | None:
@@ -264,6 +268,7 @@ def run_model(
     """Dump an FLE model's graph, cover it, replay every path; store up to `store` paths."""
     name = config.removesuffix(".cfg")
     cfg_path = cfg_file or repo_root() / "models" / f"{name}.cfg"
+    spec_text = (repo_root() / "spec" / "FastLeaderElection.tla").read_bytes()
     max_restarts = cfg_constant(cfg_path.read_text(), "MaxRestarts")
     t0 = time.monotonic()
     g = graph if graph is not None else load_model_graph("MCFLE", name, cfg_file=cfg_path)
@@ -286,7 +291,7 @@ def run_model(
         else:
             divergences.append(str(r.divergence))
             found[k] = str(r.divergence)
-            if k not in keep and len(keep) < 2 * store:
+            if k not in keep and len(keep) < store + STORE_DIVERGING:
                 keep.append(k)
     t3 = time.monotonic()
     stored: list[str] = []
@@ -309,7 +314,7 @@ def run_model(
             stored.append(pname)
     return ModelReport(
         model=name,
-        graph=stats(g).as_dict(),
+        graph=stats(g).as_dict() | {"spec_sha256": hashlib.sha256(spec_text).hexdigest()[:16]},
         cover=c.as_dict(),
         replayed=len(c.paths),
         clean=clean,
