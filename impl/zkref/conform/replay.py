@@ -9,6 +9,9 @@ Rules:
 - After the initial state and after every step, the binding's refinement mapping must equal
   TLC's state on every variable the binding maps; the first difference is reported with the
   step, the action call and the variable path (e.g. `recvVotes[2][3].round`).
+- A binding may define `merges_next(call) -> bool`: the core is known to do this spec step and
+  the next one (the same call) in one method call; if the path's next step is that call, the
+  mapping is compared after it. Bindings keep this off by default, so the mismatch is reported.
 - Disabled actions (`check_disabled`): at every state of the path, each call that the
   environment could issue there (`binding.candidates()`) but that has no edge in the graph
   (the spec does not enable it) is tried on a copy of the implementation; it must return no
@@ -276,6 +279,7 @@ class ReplayResult:
     steps: int  # steps that matched the spec (all of them when ok)
     divergence: Divergence | None
     disabled_checked: int = 0
+    merged: int = 0  # pairs of spec steps done by one core call (`Binding.merges_next`)
 
     @property
     def ok(self) -> bool:
@@ -340,7 +344,12 @@ def replay(
     d0 = compare(path.initial, binding.spec_vars())
     if d0:
         return ReplayResult(path.name, 0, Divergence(path.name, 0, None, *d0))
-    for k, step in enumerate(path.steps, start=1):
+    merges_next = getattr(binding, "merges_next", None)
+    merged = 0
+    steps = path.steps
+    k = 1
+    while k <= len(steps):
+        step = steps[k - 1]
         node = path.nodes[k - 1] if len(path.nodes) >= k else ""
         if check_disabled and not (checked_nodes is not None and node in checked_nodes):
             enabled = _enabled_calls(graph, node)
@@ -348,21 +357,33 @@ def replay(
                 bad, n = _check_disabled(binding, enabled, path, k - 1)
                 checked += n
                 if bad:
-                    return ReplayResult(path.name, k - 1, bad, checked)
+                    return ReplayResult(path.name, k - 1, bad, checked, merged)
                 if checked_nodes is not None:
                     checked_nodes.add(node)
+        # a documented coarser step: one call of the core does this spec step and the next
+        # (same call), so the mapping is compared after the second
+        last = k
+        if (
+            merges_next is not None
+            and k < len(steps)
+            and steps[k].call == step.call
+            and merges_next(step.call)
+        ):
+            last, merged = k + 1, merged + 1
         try:
             disp = binding.dispatch(step.call)
             method = registered_method(step.call.action, disp.target)
         except (DispatchError, KeyError, IndexError, ValueError) as e:
             div = Divergence(path.name, k, step.call, "<dispatch>", None, str(e), "dispatch")
-            return ReplayResult(path.name, k, div, checked)
+            return ReplayResult(path.name, k - 1, div, checked, merged)
         result = method(*disp.args, **disp.kwargs)
         binding.after(step.call, result)
-        d = compare(step.state, binding.spec_vars())
+        d = compare(steps[last - 1].state, binding.spec_vars())
         if d:
-            return ReplayResult(path.name, k, Divergence(path.name, k, step.call, *d), checked)
-    return ReplayResult(path.name, len(path.steps), None, checked)
+            div = Divergence(path.name, last, step.call, *d)
+            return ReplayResult(path.name, k - 1, div, checked, merged)
+        k = last + 1
+    return ReplayResult(path.name, len(steps), None, checked, merged)
 
 
 def replay_all(

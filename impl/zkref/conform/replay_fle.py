@@ -113,7 +113,9 @@ class FleBinding:
         max_restarts: int | None = None,
         finalize_wait_ticks: int = 2,
         bug_no_finalize_wait: bool = False,
+        merge_unwait: bool = False,
     ) -> None:
+        self.merge_unwait = merge_unwait
         self.max_restarts = max_restarts  # the model's MaxRestarts (bounds `candidates`)
         self.finalize_wait_ticks = finalize_wait_ticks
         self.bug_no_finalize_wait = bug_no_finalize_wait
@@ -199,6 +201,21 @@ class FleBinding:
     def core_vars(self) -> frozenset[str]:
         return CORE_VARS
 
+    def merges_next(self, call: ActionCall) -> bool:
+        """With `merge_unwait`: a better notification during the finalize wait. The spec takes
+        two FLEHandleNotmsg(i, j) steps (end the wait, leaving it queued; then handle it); the
+        core's process_notification does both in one call (see docs/conformance.md)."""
+        if not self.merge_unwait or call.action != "FLEHandleNotmsg":
+            return False
+        i, j = _int_params(call)
+        core, channel = self.cores[i], self.msgs[j][i]
+        return (
+            core.state is ServerState.LOOKING
+            and core.waiting
+            and bool(channel)
+            and core.better(channel[0].vote, core.current_vote)
+        )
+
     def effects_empty(self, result: object) -> bool:
         return result == []
 
@@ -236,6 +253,7 @@ class ModelReport:
     replayed: int
     clean: int
     validated_edges: int  # distinct edges replayed with the mapping equal after them
+    merged: int  # spec-step pairs done by one core call (only with merge_unwait)
     divergences: tuple[str, ...]
     stored: tuple[str, ...]
     seconds: dict[str, float]
@@ -248,6 +266,7 @@ class ModelReport:
             "replayed": self.replayed,
             "clean": self.clean,
             "validated_edges": self.validated_edges,
+            "merged": self.merged,
             "divergences": list(self.divergences),
             "stored": list(self.stored),
             "seconds": self.seconds,
@@ -264,6 +283,7 @@ def run_model(
     out_dir: Path | None = None,
     check_disabled: bool = True,
     graph: nx.MultiDiGraph | None = None,
+    merge_unwait: bool = False,
 ) -> ModelReport:
     """Dump an FLE model's graph, cover it, replay every path; store up to `store` paths."""
     name = config.removesuffix(".cfg")
@@ -279,13 +299,15 @@ def run_model(
     divergences: list[str] = []
     checked: set[str] = set()
     found: dict[int, str] = {}
+    merged = 0
     validated: set[tuple[str, str]] = set()  # edges replayed before any divergence
     keep: list[int] = list(range(min(store, len(c.paths))))
     for k, nodes in enumerate(c.paths):
         path = path_from_graph(g, nodes, f"{name}-{k:05d}")
-        binding = FleBinding(max_restarts=max_restarts)
+        binding = FleBinding(max_restarts=max_restarts, merge_unwait=merge_unwait)
         r = replay(path, binding, graph=g, check_disabled=check_disabled, checked_nodes=checked)
         validated.update(itertools.pairwise(nodes[: r.steps + 1]))
+        merged += r.merged
         if r.ok:
             clean += 1
         else:
@@ -319,6 +341,7 @@ def run_model(
         replayed=len(c.paths),
         clean=clean,
         validated_edges=len(validated),
+        merged=merged,
         divergences=tuple(divergences),
         stored=tuple(stored),
         seconds={
@@ -359,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--max-len", type=int, default=60)
     run_p.add_argument("--max-paths", type=int, default=None)
     run_p.add_argument("--store", type=int, default=STORE_CAP)
+    run_p.add_argument(
+        "--merge-unwait",
+        action="store_true",
+        help="accept the core's one-call handling of a better vote during the finalize wait",
+    )
     rep_p = sub.add_parser("replay", help="replay stored paths by name")
     rep_p.add_argument("names", nargs="+")
     args = ap.parse_args(argv)
@@ -369,8 +397,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg_file=cfg if cfg.suffix == ".cfg" else None,
             max_len=args.max_len,
             max_paths=args.max_paths,
-            store=args.store,
+            store=0 if args.merge_unwait else args.store,
             out_dir=trace_dir(),
+            merge_unwait=args.merge_unwait,
         )
         print(json.dumps(report.as_dict(), indent=1))
         return 0 if report.clean == report.replayed else 1
