@@ -17,7 +17,7 @@ import networkx as nx
 import pytest
 
 from zkref.conform.pathcover import cover
-from zkref.conform.replay import path_from_graph, replay
+from zkref.conform.replay import load_path, path_from_graph, replay
 from zkref.conform.replay_fle import (
     FleBinding,
     cfg_constant,
@@ -131,3 +131,19 @@ def test_stored_liveness_paths_replay_by_name(name: str) -> None:
         # a recorded finding (docs/conformance.md): the same step and variable diverge
         assert r.divergence is not None, f"{name}: the recorded divergence is gone: {expected}"
         assert str(r.divergence) == expected
+
+
+@pytest.mark.skipif("MCFLE_liveness-00005" not in STORED, reason="stored path not present")
+def test_finding_unwait_is_one_core_call_for_two_spec_steps() -> None:
+    """Finding (docs/conformance.md): during the finalize wait a better notification takes two
+    spec steps (FLEHandleNotmsg ends the wait and leaves it queued; the next FLEHandleNotmsg of
+    the same pair handles it); the core does both in one call. Strictly, step 9 diverges; with
+    the binding told about the coarser step (`merge_unwait`), the whole path refines the spec."""
+    name = "MCFLE_liveness-00005"
+    strict = replay_stored(name)
+    assert strict.divergence is not None
+    assert str(strict.divergence).startswith(f"{name}: step 9 FLEHandleNotmsg(3, 1): variable ")
+    f = trace_dir() / "MCFLE_liveness" / f"{name}.json"
+    merged = replay(load_path(f), FleBinding(max_restarts=0, merge_unwait=True))
+    assert merged.ok, str(merged.divergence)
+    assert merged.merged == 1
