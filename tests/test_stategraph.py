@@ -141,3 +141,28 @@ def test_cover_bounds_length_and_paths() -> None:
     # the action-first phase: the single path still takes every action label
     assert capped.actions_covered == 2
     assert 0 < capped.edge_fraction < 1
+
+
+ZAB_2SRV = Path(__file__).parent / "fixtures" / "zab" / "MCZab_2srv.cfg"
+
+
+@pytest.mark.java
+def test_dump_small_zab_model() -> None:
+    """A 2-server Zab model (tests/fixtures/zab): model values, functions over them, every
+    edge's parameters from lastAction, a complete cover. (The repository's Zab models are far
+    larger without VIEW/SYMMETRY: see docs/conformance.md.)"""
+    g = parse_dot(dump_model("MCZab", "MCZab_2srv", cfg_file=ZAB_2SRV).dot)
+    st = stats(g)
+    assert st.initial == 1
+    assert {"ElectLeader", "LeaderProcessRequest", "FollowerProcessPROPOSAL"} <= set(st.actions)
+    assert st.states > st.view_states > 20
+    s1, s2 = ModelValue("s1"), ModelValue("s2")
+    for *_, d in g.edges(data=True):
+        assert d["params"] is not None and d["params"][0] in {s1, s2}
+    # ElectLeader(i, Q): a server and a quorum (a set of model values)
+    elect = [d["params"] for *_, d in g.edges(data=True) if d["action"] == "ElectLeader"]
+    assert (s1, frozenset({s1, s2})) in elect
+    [init] = initial_states(g)
+    assert set(state_vars(g, init)["history"]) == {s1, s2}  # a function s1 :> .. @@ s2 :> ..
+    c = cover(g, max_len=60)
+    assert c.edge_fraction == 1.0 and c.actions_covered == len(st.actions)
