@@ -6,6 +6,7 @@ Every test starts its own members on free ports and stops all of them, whatever 
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import time
 from collections.abc import Iterator
@@ -68,3 +69,27 @@ def test_killing_the_leader_elects_a_new_one(ensemble: LocalEnsemble) -> None:
         f"\nleader fail-over after kill -9 (3 members, tickTime 200 ms): "
         f"{', '.join(f'{t:.3f}' for t in times)} s; median {statistics.median(times):.3f} s"
     )
+
+
+def test_a_paused_leader_is_replaced_and_rejoins_when_resumed(ensemble: LocalEnsemble) -> None:
+    """SIGSTOP keeps the leader's TCP links open: the followers notice only because its PINGs
+    stop (syncLimit ticks of silence), then elect a new leader; SIGCONT brings the old one back
+    as a follower."""
+    ensemble.start()
+    old = ensemble.wait_serving(deadline_s=30)
+    ensemble.kill(old, signal.SIGSTOP)
+    try:
+        rest = [s for s in ensemble.by_sid if s != old]
+        t0 = time.monotonic()
+        try:
+            new = ensemble.wait_serving(rest, deadline_s=30)
+        except TimeoutError as e:
+            raise AssertionError(f"{e}\n{_explain(ensemble)}") from e
+        print(f"\nnew leader {new} {time.monotonic() - t0:.3f} s after SIGSTOP of leader {old}")
+        assert new != old
+    finally:
+        ensemble.kill(old, signal.SIGCONT)
+    try:
+        assert ensemble.wait_serving(deadline_s=30) == new
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n{_explain(ensemble)}") from e

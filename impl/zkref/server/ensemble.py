@@ -192,8 +192,10 @@ class LocalEnsemble:
                 p.kill()
                 p.wait()
 
-    def modes(self, timeout_s: float = 1.0) -> dict[int, str | None]:
-        return {m.sid: mode_of(m, timeout_s) if self.running(m.sid) else None for m in self.members}
+    def modes(self, timeout_s: float = 1.0, sids: list[int] | None = None) -> dict[int, str | None]:
+        """`srvr` Mode of each member (of `sids`); None when down or not serving."""
+        ms = self.members if sids is None else [self.by_sid[s] for s in sids]
+        return {m.sid: mode_of(m, timeout_s) if self.running(m.sid) else None for m in ms}
 
     def leader(self) -> int | None:
         leaders = [s for s, mode in self.modes().items() if mode == "leader"]
@@ -206,7 +208,7 @@ class LocalEnsemble:
         modes: dict[int, str | None] = {}
         while time.monotonic() < end:
             want = sids if sids is not None else [s for s in self.by_sid if self.running(s)]
-            modes = {s: m for s, m in self.modes().items() if s in want}
+            modes = self.modes(sids=want)
             leaders = [s for s, m in modes.items() if m == "leader"]
             if len(leaders) == 1 and all(m in ("leader", "follower") for m in modes.values()):
                 return leaders[0]

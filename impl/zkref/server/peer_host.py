@@ -65,11 +65,13 @@ from zkref.server import fourletter
 from zkref.server.config import ConfigError, ZooCfg
 from zkref.server.quorum import ElectionLinks, PeerAddress, QuorumConn, dial, read_frame
 from zkref.server.quorum_codec import (
+    PING_PACKET,
     QuorumDecodeError,
     decode_notification,
     decode_packet,
     encode_notification,
     encode_packet,
+    is_ping,
 )
 from zkref.server.server import ZkServer
 from zkref.server.storage import (
@@ -425,12 +427,27 @@ class PeerHost:
         self._conn_tasks.add(t)
         t.add_done_callback(self._conn_tasks.discard)
 
+    @property
+    def _link_timeout_s(self) -> float:
+        return self.cfg.sync_limit_ticks * self.cfg.tick_time_ms / 1000
+
+    def _ping_links(self) -> None:
+        """Straight from the timer, not through the input queue: a member busy with a long
+        fsync still shows it is alive (as ZooKeeper's separate socket threads do)."""
+        for c in self.learners.values():
+            c.send(PING_PACKET)
+        if self.leader_conn is not None:
+            self.leader_conn.send(PING_PACKET)
+
     async def _ticker(self) -> None:
         per_zab = max(1, round(self.cfg.tick_time_ms / 1000 / ELECTION_TICK_S))
+        per_ping = max(1, per_zab // 2)
         n = 0
         while True:
             await asyncio.sleep(ELECTION_TICK_S)
             n += 1
+            if n % per_ping == 0:
+                self._ping_links()
             self.queue.put_nowait(ElectionTick(zab=n % per_zab == 0))
 
     async def _run(self) -> None:
@@ -718,6 +735,8 @@ class PeerHost:
         self.queue.put_nowait(ElectionIn(sid, body))
 
     def _on_quorum_frame(self, conn: QuorumConn, body: bytes) -> None:
+        if is_ping(body):
+            return  # the link is alive; that is all a PING says here
         try:
             msg = decode_packet(body)
         except QuorumDecodeError as e:
@@ -728,7 +747,7 @@ class PeerHost:
 
     async def _pump(self, conn: QuorumConn) -> None:
         try:
-            await conn.pump(self._on_quorum_frame)
+            await conn.pump(self._on_quorum_frame, self._link_timeout_s)
         finally:
             self.queue.put_nowait(QuorumDown(conn))
 

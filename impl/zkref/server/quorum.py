@@ -205,15 +205,21 @@ class QuorumConn:
         self.reading.set()
         _close(self.writer)
 
-    async def pump(self, on_frame: Callable[[QuorumConn, bytes], None]) -> None:
-        """Read frames until the link ends (after the host set `reading`)."""
+    async def pump(
+        self, on_frame: Callable[[QuorumConn, bytes], None], idle_timeout_s: float | None = None
+    ) -> None:
+        """Read frames until the link ends (after the host set `reading`). A link silent for
+        `idle_timeout_s` counts as broken: both ends send PINGs more often than that (as
+        ZooKeeper's sockets time out after syncLimit ticks without a packet)."""
         await self.reading.wait()
         try:
             while not self.closed:
-                body = await read_frame(self.reader)
+                body = await asyncio.wait_for(read_frame(self.reader), idle_timeout_s)
                 if body is None:
                     return
                 on_frame(self, body)
+        except TimeoutError:
+            log.info("quorum link to %d: silent for %.1f s, closing it", self.sid, idle_timeout_s)
         except (OSError, QuorumDecodeError) as e:
             log.info("quorum link to %d: %s", self.sid, e)
 

@@ -185,6 +185,15 @@ def encode_packet(m: QuorumPacket) -> bytes:
     return _HEAD.pack(int(m.type), zxid) + _buffer(data) + _INT.pack(0)
 
 
+# PING keeps a quorum link alive (both directions, every half tick); it is the link's business
+# only: the cores never see it (they have no notion of a silent link)
+PING_PACKET: Final = _HEAD.pack(int(PacketType.PING), 0) + _INT.pack(-1) + _INT.pack(0)
+
+
+def is_ping(b: bytes) -> bool:
+    return len(b) >= 4 and _INT.unpack_from(b)[0] == PacketType.PING
+
+
 def decode_packet(b: bytes) -> QuorumPacket:
     try:
         return _decode_packet(b)
