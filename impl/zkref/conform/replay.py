@@ -16,7 +16,9 @@ Rules:
   environment could issue there (`binding.candidates()`) but that has no edge in the graph
   (the spec does not enable it) is tried on a copy of the implementation; it must return no
   effects and change none of the core-owned variables. This is what catches a removed guard,
-  which a replay of enabled steps alone never exercises.
+  which a replay of enabled steps alone never exercises. A binding's optional
+  `within_model(spec_vars) -> bool` states the model's CONSTRAINT: a trial that leaves it has
+  no edge because TLC pruned the successor, not because the spec disables the action.
 """
 
 from __future__ import annotations
@@ -314,6 +316,9 @@ def _check_disabled(
                 path.name, step, call, "<dispatch>", None, str(e), "dispatch"
             ), checked
         after = trial.spec_vars()
+        within = getattr(binding, "within_model", None)
+        if within is not None and not within(after):
+            continue  # the model's state constraint prunes this successor: no edge, no bug
         for name in sorted(binding.core_vars()):
             diff = first_difference(normalize(before.get(name)), normalize(after.get(name)), name)
             if diff:

@@ -61,6 +61,7 @@ CORE_VARS = frozenset(
         "prevVote",
     }
 )
+CHANNEL_BOUND = 3  # spec/FastLeaderElection.tla ChannelBound, the CONSTRAINT of every MCFLE model
 ACTIONS = ("FLEHandleNotmsg", "FLEReplyDecided", "FLEWaitNewNotmsg", "FLERestart")
 
 
@@ -200,6 +201,12 @@ class FleBinding:
 
     def core_vars(self) -> frozenset[str]:
         return CORE_VARS
+
+    def within_model(self, state: Mapping[str, Any]) -> bool:
+        """The models' CONSTRAINT ChannelBound: at most CHANNEL_BOUND notifications a channel."""
+        return all(
+            len(ch) <= CHANNEL_BOUND for row in state["msgs"].values() for ch in row.values()
+        )
 
     def merges_next(self, call: ActionCall) -> bool:
         """With `merge_unwait`: a better notification during the finalize wait. The spec takes
