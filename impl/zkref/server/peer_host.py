@@ -353,6 +353,8 @@ class PeerHost:
         self.client_port: LeaderClientPort | None = None
         self.core_zxids: set[int] = set()  # txns the leader's ServerCore handed to Zab
         self._listener: asyncio.Server | None = None
+        self._fsync_pending = False  # a deferred FsyncLog (group commit)
+        self._since_fsync = 0
         self.queue: asyncio.Queue[Input] = asyncio.Queue()
         me = self.addrs[myid]
         self.election = ElectionLinks(
@@ -455,6 +457,10 @@ class PeerHost:
             while True:
                 item = await self.queue.get()
                 await self._handle(item)
+                if self._fsync_pending and (self.queue.empty() or self._since_fsync >= 500):
+                    await self._group_commit()
+                else:
+                    self._since_fsync += 1
                 await self._maybe_start_round()
                 await self._sync_client_port()
         except asyncio.CancelledError:
@@ -587,16 +593,30 @@ class PeerHost:
             )
 
     # --- Zab effects, in order
+    async def _group_commit(self) -> None:
+        """The deferred `FsyncLog`s of the inputs handled since the last one: one fsync, then
+        NodeFsyncLog (the simulator's `fsync` step, which may also come inputs later)."""
+        self._fsync_pending = False
+        self._since_fsync = 0
+        await asyncio.get_running_loop().run_in_executor(None, self.disk.sync)
+        await self._run_zab(self.peer.persisted())
+
     async def _run_zab(self, effects: list[Effect]) -> None:
         loop = asyncio.get_running_loop()
         write = self.disk.write_epoch
         fsynced = False
-        for e in effects:
+        for i, e in enumerate(effects):
             match e:
                 case Send():
                     self._send_quorum(e.to, encode_packet(e.msg))
                 case AppendTxns():
                     self.disk.append(e.txns)
+                case FsyncLog() if not any(
+                    not isinstance(x, (Trace, AppendTxns, FsyncLog)) for x in effects[i + 1 :]
+                ):
+                    # nothing after it in this list waits for it: group commit with the
+                    # inputs queued behind this one
+                    self._fsync_pending = True
                 case FsyncLog():
                     await loop.run_in_executor(None, self.disk.sync)
                     fsynced = True
