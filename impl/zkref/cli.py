@@ -1,6 +1,6 @@
 """The `zkref` command: one entry point, a sub-command per job.
 
-zkref server --config zoo.cfg      run a server (standalone for now)
+zkref server --config zoo.cfg      run a server (an ensemble member with server.N lines + myid)
 zkref spec check [MODEL ...]       model-check the TLA+ specs with TLC
 zkref chaos run|check ...          fault-injecting workloads and the linearizability checker
 zkref 4lw WORD [--server H:P]      send a four-letter word and print the answer
