@@ -371,11 +371,14 @@ def find_stored(name: str, root: Path | None = None) -> Path:
     return f
 
 
-def replay_stored(name: str, *, root: Path | None = None) -> ReplayResult:
+def replay_stored(
+    name: str, *, root: Path | None = None, merge_unwait: bool = False
+) -> ReplayResult:
     """Replay a stored path on fresh cores (no graph: enabled steps and the mapping only)."""
     f = find_stored(name, root)
     doc = json.loads(f.read_text())
-    return replay(load_path(f), FleBinding(max_restarts=doc.get("max_restarts")))
+    binding = FleBinding(max_restarts=doc.get("max_restarts"), merge_unwait=merge_unwait)
+    return replay(load_path(f), binding)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -396,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rep_p = sub.add_parser("replay", help="replay stored paths by name")
     rep_p.add_argument("names", nargs="+")
+    rep_p.add_argument("--merge-unwait", action="store_true")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         cfg = Path(args.model)
@@ -412,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if report.clean == report.replayed else 1
     status = 0
     for name in args.names:
-        r = replay_stored(name)
+        r = replay_stored(name, merge_unwait=args.merge_unwait)
         print(f"{name}: {'ok' if r.ok else 'DIVERGES'} ({r.steps} steps)")
         if r.divergence is not None:
             print(f"  {r.divergence}")
