@@ -3,6 +3,7 @@ bugs it must reject naming the first diverging step and variable (issue 5, secti
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,3 +199,20 @@ def test_stored_path_round_trips(tmp_path: Path) -> None:
     assert loaded.steps == direct.steps
     assert loaded.nodes == tuple(nodes)
     assert replay(loaded, ToyBinding(), graph=g, check_disabled=True).ok
+
+
+def test_mutated_stored_path_is_rejected(tmp_path: Path) -> None:
+    """A stored path edited by hand (step 2 claims count[1] = 0) is rejected at that step."""
+    g = graph()
+    nodes = cover(g, max_len=10).paths[0]
+    f = tmp_path / "toy-0.json"
+    save_path(g, nodes, f, {"name": "toy-0", "model": "ToyCounter"})
+    doc = json.loads(f.read_text())
+    assert doc["steps"][1]["action"] == "Pass"
+    doc["steps"][1]["changed"]["count"] = "<<0, 0>>"
+    f.write_text(json.dumps(doc))
+    r = replay(load_path(f), ToyBinding())
+    assert str(r.divergence) == (
+        "toy-0: step 2 Pass(1, 2): variable count[1] differs: spec 0, implementation 1"
+    )
+    assert r.steps == 1
