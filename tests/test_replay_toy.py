@@ -163,13 +163,12 @@ def _first_failure(**kw: bool) -> str:
 def test_removed_guard_is_rejected_by_the_disabled_check() -> None:
     """Without the `count < Max` guard the core increments where the spec cannot: no enabled
     step shows it, the disabled-action check does."""
-    g = graph()
+    # replaying the enabled steps alone does not see it
     assert all(r.ok for r in (replay(p, ToyBinding(bug_no_max_guard=True)) for p in paths()))
     msg = _first_failure(bug_no_max_guard=True)
     assert "Increment(1) is disabled in the spec" in msg
     assert "changed count[1]: 1 -> 2" in msg
     assert msg.startswith("toy-0: at step 1,")
-    del g
 
 
 def test_removed_self_pass_guard_is_rejected() -> None:
