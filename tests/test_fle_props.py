@@ -14,9 +14,9 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
+from support.hyp import run_state_machine_as_test
 from zkref.core.election.fle import ServerState, Sid
 from zkref.sim.election_cluster import (
     ElectionCluster,
@@ -94,7 +94,7 @@ class PlantedNoFinalizeWait(FLESchedules):
 def test_the_machine_catches_the_planted_no_finalize_wait_bug() -> None:
     # one of the spec invariants fails (one failure, or a group of distinct ones)
     with pytest.raises((AssertionError, BaseExceptionGroup)):
-        run_state_machine_as_test(  # type: ignore[no-untyped-call]
+        run_state_machine_as_test(
             PlantedNoFinalizeWait,
             settings=settings(
                 max_examples=300,

@@ -11,9 +11,9 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
+from support.hyp import run_state_machine_as_test
 from zkref.conform import invariants as inv
 from zkref.core.zab.messages import Sid
 from zkref.sim.zab_cluster import ZabCluster, spec_vars
@@ -161,7 +161,7 @@ class CommitNoQuorumMachine(ZabMachine):
 
 def test_machine_catches_a_planted_bug() -> None:
     with pytest.raises(AssertionError, match="CommittedLogDurability"):
-        run_state_machine_as_test(  # type: ignore[no-untyped-call]
+        run_state_machine_as_test(
             CommitNoQuorumMachine,
             settings=settings(
                 max_examples=300,
