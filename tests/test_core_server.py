@@ -798,12 +798,16 @@ def test_close_session_deletes_ephemerals_notifies_then_replies_and_closes() -> 
     assert p == Persist(
         TxnHeader(sid, 9, h.zxid + 1, 0, int(OpCode.closeSession)), CloseSessionTxn(("/e",))
     )
-    # nothing more executes on a closing session, ephemeral creates included
+    # nothing more executes on a closing session, ephemeral creates included: what follows the
+    # closeSession is answered SessionExpired, in order, before the connection closes
     assert h.req(1, 10, OpCode.create, CreateRequest("/e2", b"", OPEN_ACL, 1)) == []
     assert h.req(1, 11, OpCode.ping) == []
+    z = h.zxid + 1
     assert masked(h.commit()) == [
         Notify(2, ev(EventType.NodeDeleted, "/e"), -1),
-        Reply(1, 9, h.zxid, 0, None),
+        Reply(1, 9, z, 0, None),
+        Reply(1, 10, z, int(Err.SESSIONEXPIRED), None),
+        Reply(1, 11, z, int(Err.SESSIONEXPIRED), None),
         Close(1, ""),
     ]
     assert sid not in h.core.sessions

@@ -933,7 +933,9 @@ def sc_odd_xids(b: str) -> list[Step]:
         Req(OpCode.sync, SyncRequest(b), xid=5),
         Req(OpCode.sync, SyncRequest(b), xid=5),
         exists(b),
-        Pipeline("a", (_body(close()), _body(exists(b)))),
+        # A request pipelined behind closeSession: Apache answers SessionExpired or drops it,
+        # depending on a race between its NIO and prep threads, so only the close is compared.
+        Pipeline("a", (_body(close()),)),
         Handshake("after close in a pipeline", session_of="a"),
     ]
 

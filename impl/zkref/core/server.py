@@ -125,6 +125,7 @@ _AUTH = int(OpCode.auth)
 _CHECK = int(OpCode.check)
 _SASL = int(OpCode.sasl)
 _MALFORMED = -1000  # internal: a queued request whose body does not fit its opcode
+_EXPIRED = -1001  # internal: a request that came after its session's closeSession
 
 # What the codec hands over for each ordered opcode.
 _BODY_TYPES: dict[int, type | tuple[type, ...]] = {
@@ -492,7 +493,7 @@ class ServerCore:
             return [self._reply(c, hdr.xid, 0, 0, SetSASLResponse(None))]
         sid = c.session_id
         if not self.sessions.touch(sid, c.timeout_ms, now_ms):
-            return []
+            return self._closing_session(c, hdr.xid, now_ms)
         if op in _ORDERED_OPS:
             q = self._queues.get(sid)
             if q is not None:
@@ -543,6 +544,23 @@ class ServerCore:
         else:
             self._serve(c, hdr.xid, _MALFORMED, None, c.auth, now_ms, out)
         return out
+
+    def _closing_session(self, c: _Conn, xid: int, now_ms: int) -> list[Effect]:
+        """A request on a session that is closing. Behind its own closeSession it gets
+        SessionExpired in order, before the connection closes: what ZooKeeper answers when the
+        request passed submitRequest before prep marked the session closing (the usual case for
+        a pipelined request; ZooKeeper drops it when it comes later, a race zkref resolves)."""
+        sid = c.session_id
+        if self._owner.get(sid) != c.conn or sid not in self.sessions:
+            return []  # not (or no longer) this connection's session: dropped, as ZooKeeper
+        q = self._queues.get(sid)
+        if q is None:
+            # expiring (the tracker closes it; nothing of the session's is in flight): dropped,
+            # as ZooKeeper's submitRequest does when touchSession fails
+            return []
+        # behind the session's own closeSession: answered SessionExpired after its reply
+        q.append(_Queued(c.conn, xid, _EXPIRED, None, c.auth, now_ms))
+        return []
 
     def _error_write(self, c: _Conn, xid: int, op: int, err: Err, now_ms: int) -> list[Effect]:
         """A request PrepRequestProcessor turns into an ErrorTxn: it takes a zxid, is logged,
@@ -665,6 +683,8 @@ class ServerCore:
             out.append(self._reply(c, xid, last, 0, WhoAmIResponse(_client_infos(auth)), op))
         elif op == _MALFORMED:
             out.append(self._reply(c, xid, last, int(Err.MARSHALLINGERROR), None))
+        elif op == _EXPIRED:
+            out.append(self._reply(c, xid, last, int(Err.SESSIONEXPIRED), None))
         else:
             raise AssertionError(f"not an ordered op: {op}")
 
@@ -754,10 +774,12 @@ class ServerCore:
                     self._latency(c, now_ms - e.received_ms)
             elif kind == _K_REAP:
                 self._reaping.discard(self._reap_zxids.pop(e.zxid, ""))
+            if kind != _K_EXPIRE and kind != _K_REAP:
+                # answer what queued behind it first (after a closeSession: SessionExpired),
+                # then close the session's connection
+                self._release(e, now_ms, out)
             if res.session_closed is not None:
                 self._session_closed(res.session_closed, out)
-            if kind != _K_EXPIRE and kind != _K_REAP:
-                self._release(e, now_ms, out)
         return out
 
     def _session_closed(self, sid: int, out: list[Effect]) -> None:
