@@ -20,7 +20,11 @@ MANIFEST = load_manifest()
 CI = MANIFEST.ci_models()
 ROOT = repo_root()
 
-pytestmark = pytest.mark.skipif(not Path(JAVA).exists(), reason="needs Java for TLC")
+pytestmark = [
+    pytest.mark.skipif(not Path(JAVA).exists(), reason="needs Java for TLC"),
+    # all CI models run in the first test's fixture (~130 s on 2 quiet cores)
+    pytest.mark.timeout(1200),
+]
 
 
 @pytest.fixture(scope="module")
