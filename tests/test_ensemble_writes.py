@@ -88,9 +88,14 @@ def _logs_on_disk(ens: LocalEnsemble) -> dict[int, DataTree]:
     return trees
 
 
-def _write_until(zk: KazooClient, acked: list[str], n: int, prefix: str) -> None:
+def _write_until(
+    zk: KazooClient, acked: list[str], n: int, prefix: str, deadline_s: float = 90
+) -> None:
     i = 0
+    end = time.monotonic() + deadline_s
     while len(acked) < n:
+        if time.monotonic() > end:
+            raise AssertionError(f"only {len(acked)} of {n} writes acknowledged in {deadline_s}s")
         path = f"/{prefix}{i}"
         i += 1
         try:

@@ -810,8 +810,8 @@ class PeerHost:
             return
         word = fourletter.WORD_CODES.get(int.from_bytes(head, "big"))
         if word is not None:
-            w.write(self.four_letter(word).encode())
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, RuntimeError):
+                w.write(self.four_letter(word).encode())
                 await w.drain()
         w.close()
 

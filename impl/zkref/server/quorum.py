@@ -61,6 +61,17 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
         return None
 
 
+def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write unless the peer already closed the link (uvloop raises on a closed transport);
+    a broken link is reported by its reader, not here."""
+    if writer.is_closing():
+        return
+    try:
+        writer.write(data)
+    except (RuntimeError, OSError) as e:
+        log.info("write on a broken link dropped: %s", e)
+
+
 def _close(writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(Exception):
         writer.close()
@@ -120,7 +131,7 @@ class ElectionLinks:
         if w is None or w.is_closing():
             self.pending[sid] = body
             return
-        w.write(frame(body))
+        _write(w, frame(body))
 
     def connected(self, sid: int) -> bool:
         return sid in self.writers
@@ -132,7 +143,7 @@ class ElectionLinks:
         self.writers[sid] = w
         body = self.pending.pop(sid, None)
         if body is not None:
-            w.write(frame(body))
+            _write(w, frame(body))
         try:
             while True:
                 msg = await read_frame(reader)
@@ -177,7 +188,7 @@ class ElectionLinks:
                 backoff = min(2 * backoff, BACKOFF_MAX_S)
                 continue
             backoff = BACKOFF_MIN_S
-            w.write(encode_hello(self.my_sid))
+            _write(w, encode_hello(self.my_sid))
             await self._serve(sid, reader, w)
             await asyncio.sleep(BACKOFF_MIN_S)
 
@@ -198,7 +209,7 @@ class QuorumConn:
 
     def send(self, body: bytes) -> None:
         if not self.closed:
-            self.writer.write(frame(body))
+            _write(self.writer, frame(body))
 
     def close(self) -> None:
         self.closed = True
