@@ -1,10 +1,12 @@
 """The `zkref` command: one entry point, a sub-command per job.
 
 zkref server --config zoo.cfg      run a server (an ensemble member with server.N lines + myid)
-zkref spec check [MODEL ...]       model-check the TLA+ specs with TLC
-zkref chaos run|check ...          fault-injecting workloads and the linearizability checker
-zkref 4lw WORD [--server H:P]      send a four-letter word and print the answer
 zkref ensemble --size N            N members on 127.0.0.1 (prints the connect string)
+zkref spec check [MODEL ...]       model-check the TLA+ specs with TLC
+zkref trace validate FILE          check an implementation trace against the TLA+ spec
+zkref chaos run|check ...          fault-injecting workloads and the linearizability checker
+zkref bench [--target ...]         getData/setData throughput against zkref and ZooKeeper
+zkref 4lw WORD [--server H:P]      send a four-letter word and print the answer
 """
 
 from __future__ import annotations
