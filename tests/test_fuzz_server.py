@@ -296,7 +296,7 @@ class Target:
             try:
                 s.sendall(payload)
                 s.shutdown(socket.SHUT_WR)
-            except (BrokenPipeError, ConnectionResetError):
+            except OSError:  # broken pipe, reset, or ENOTCONN: the server already closed it
                 self._count("closed-while-sending")
                 return
             # The server answers what it can, then closes (bad input, or our FIN). Reading to the
