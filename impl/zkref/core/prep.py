@@ -31,7 +31,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zkref.core.acl import AuthInfo, check_acl, fixup_acl
-from zkref.core.datatree import SPECIAL_PATHS, DataTree, NodeKind, classify_owner, ttl_to_owner
+from zkref.core.datatree import (
+    SPECIAL_PATHS,
+    DataTree,
+    NodeKind,
+    _OP_check,
+    _OP_closeSession,
+    _OP_create,
+    _OP_create2,
+    _OP_createContainer,
+    _OP_createSession,
+    _OP_createTTL,
+    _OP_delete,
+    _OP_deleteContainer,
+    _OP_error,
+    _OP_multi,
+    _OP_reconfig,
+    _OP_setACL,
+    _OP_setData,
+    classify_owner,
+    ttl_to_owner,
+)
 from zkref.core.paths import validate_path
 from zkref.wire.constants import (
     CONTAINER_EPHEMERAL_OWNER,
@@ -69,21 +89,8 @@ from zkref.wire.records import (
 
 __all__ = ["WRITE_OPS", "Prep", "PrepConfig"]
 
-# plain ints: comparing with IntEnum members costs ~4x more on the hot path
-_OP_check = int(OpCode.check)
-_OP_closeSession = int(OpCode.closeSession)
-_OP_create = int(OpCode.create)
-_OP_create2 = int(OpCode.create2)
-_OP_createContainer = int(OpCode.createContainer)
-_OP_createSession = int(OpCode.createSession)
-_OP_createTTL = int(OpCode.createTTL)
-_OP_delete = int(OpCode.delete)
-_OP_deleteContainer = int(OpCode.deleteContainer)
-_OP_error = int(OpCode.error)
-_OP_multi = int(OpCode.multi)
-_OP_reconfig = int(OpCode.reconfig)
-_OP_setACL = int(OpCode.setACL)
-_OP_setData = int(OpCode.setData)
+# plain ints: comparing with IntEnum members costs ~4x more on the hot path (the _OP_
+# constants are shared with the data tree)
 _PERM_CREATE = int(Perms.CREATE)
 _PERM_DELETE = int(Perms.DELETE)
 _PERM_WRITE = int(Perms.WRITE)
