@@ -71,10 +71,16 @@ Replay(l, st) ==
 StateOf(l) == Replay(l, [live |-> {}, eph |-> {}])
 Live(s) == StateOf(Prefix(s)).live
 Ephemerals(s) == StateOf(Prefix(s)).eph
+\* Path exists after the first n txns of the log
+ExistsAfter(n) == StateOf(SubSeq(log, 1, n)).eph /= {}
+\* the k-th txn created or deleted Path (a create, or the close of the session that owned it;
+\* a closeSession of another session leaves Path alone and fires no watch, as in ZooKeeper)
+Touches(k) == ExistsAfter(k) /= ExistsAfter(k - 1)
 \* mzxid of Path at server s: the last applied txn that created or deleted it
-Touches(t) == t.type = "create" \/ (t.type = "closeSession")
-MZxid(s) == LET ks == {k \in 1..applied[s] : Touches(log[k])}
+MZxid(s) == LET ks == {k \in 1..applied[s] : Touches(k)}
             IN IF ks = {} THEN 0 ELSE CHOOSE k \in ks : \A q \in ks : q <= k
+\* client c's watch was set while Path did not exist: an exist watch (else a data watch)
+ExistWatch(c) == ~ExistsAfter(cwatch[c])
 
 -----------------------------------------------------------------------------
 Init ==
@@ -124,7 +130,7 @@ ServerApply(s) ==
     /\ LET k == applied[s] + 1
            t == log[k]
            mine(c) == cserver[c] = s /\ csid[c] = t.sid
-           fired == IF Touches(t) THEN watches[s] ELSE {}
+           fired == IF Touches(k) THEN watches[s] ELSE {}
        IN
        /\ applied' = [applied EXCEPT ![s] = k]
        /\ cstate' = [c \in Client |->
@@ -184,8 +190,14 @@ ClientClose(c) ==
 LeaderProcessRequest(r) ==
     /\ r \in pending /\ Len(log) < MaxLog
     /\ pending' = pending \ {r}
-    /\ IF /\ r.sid \in tracker
-          /\ BUG_NO_OWNER_CHECK \/ owner[r.sid] = r.conn
+    /\ IF r.op = "close" /\ r.sid \notin tracker
+       THEN \* ZooKeeper's prep does not check a closeSession's session (the tracker's expiry
+            \* queues one without owning it): a close that arrives after the expiry is logged
+            \* again. It changes nothing and revives nothing (SessionNeverRevived allows it).
+            /\ log' = Append(log, [type |-> "closeSession", sid |-> r.sid, conn |-> r.conn])
+            /\ UNCHANGED tracker
+       ELSE IF /\ r.sid \in tracker
+               /\ BUG_NO_OWNER_CHECK \/ owner[r.sid] = r.conn
        THEN IF r.op = "close"
             THEN /\ log' = Append(log, [type |-> "closeSession", sid |-> r.sid, conn |-> r.conn])
                  /\ tracker' = tracker \ {r.sid}
@@ -235,7 +247,12 @@ ClientReconnect(c, s) ==
        THEN \* revalidated by the leader: the session moves to this connection
             LET n == nConns + 1
                 rearm == cwatch[c] /= -1
-                fire == rearm /\ ~BUG_SETWATCHES_IGNORES_ZXID /\ MZxid(s) > lastZxidSeen[c]
+                \* ZooKeeper's setWatches: an exist watch fires iff Path exists now (so a
+                \* create and delete while disconnected is missed: the documented hole); a
+                \* data watch fires iff Path changed after lastZxidSeen
+                fire == /\ rearm /\ ~BUG_SETWATCHES_IGNORES_ZXID
+                        /\ IF ExistWatch(c) THEN Ephemerals(s) /= {}
+                                            ELSE MZxid(s) > lastZxidSeen[c]
             IN /\ cstate' = [cstate EXCEPT ![c] = "CONNECTED"]
                /\ cconn' = [cconn EXCEPT ![c] = n]
                /\ owner' = [owner EXCEPT ![csid[c]] = n]
@@ -269,8 +286,11 @@ Spec == Init /\ [][Next]_vars
 \* An expired or closed session never comes back: nothing of it is committed
 \* after its closeSession, and no client is connected on it where it is closed.
 SessionNeverRevived ==
+    \* nothing of a session after its closeSession but another closeSession (ZooKeeper logs
+    \* a client's close that arrives after the expiry's)
     /\ \A k, l \in DOMAIN log :
-          (k < l /\ log[k].type = "closeSession") => log[l].sid /= log[k].sid
+          (k < l /\ log[k].type = "closeSession") =>
+              (log[l].sid /= log[k].sid \/ log[l].type = "closeSession")
     /\ \A c \in Client :
           cstate[c] = "CONNECTED" => csid[c] \in Live(cserver[c])
 
@@ -290,5 +310,16 @@ SessionMovedSafety == \A k \in DOMAIN log : \A r \in conns :
 \* A connected client's watch is armed only if its server has applied no change
 \* to the node since the watch was set (otherwise the event was delivered).
 WatchNotLost == \A c \in Client :
+    (cstate[c] = "CONNECTED" /\ cwatch[c] /= -1) =>
+        \/ MZxid(cserver[c]) <= cwatch[c]
+        \* ZooKeeper's documented hole (Programmer's Guide, "ZooKeeper Watches"): an exist
+        \* watch misses a create and delete that happen while the client is disconnected
+        \/ ExistWatch(c) /\ Ephemerals(cserver[c]) = {}
+
+\* Witness (expected to be violated, models/MCSessions_witness_*.cfg): the two behaviours
+\* above are reachable.
+NoRepeatedClose == \A k, l \in DOMAIN log :
+    (k < l /\ log[k].type = "closeSession") => log[l].sid /= log[k].sid
+NoExistWatchHole == \A c \in Client :
     (cstate[c] = "CONNECTED" /\ cwatch[c] /= -1) => MZxid(cserver[c]) <= cwatch[c]
 =============================================================================
