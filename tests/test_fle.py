@@ -14,11 +14,13 @@ from zkref.core.election.fle import (
     Effect,
     FastLeaderElection,
     Notification,
+    Requeue,
     Send,
     ServerState,
     Sid,
     Vote,
     better_1419,
+    same_vote,
     truly_better,
 )
 
@@ -159,6 +161,19 @@ def test_higher_round_resets_the_receive_set_and_revotes_from_the_initial_vote()
     assert sorted(s.to for s in sends(out)) == [2, 3, 4, 5]
 
 
+def test_joining_a_newer_round_starts_the_vote_monotonic_ghost_over() -> None:
+    # the ghost compares votes within one round: after the drop from 4's round-1 vote to my
+    # own in round 3, it holds the round-3 vote, not the round-1 one (spec: FLEHandleNotmsg)
+    e = started(1, zxid=5, n=5)
+    e.receive(S(4), N(4, 4, zxid=9))
+    assert (e.prev_vote, e.prev_round) == (V(1, 5, 0), 1)
+    e.receive(S(2), N(2, 2, zxid=1, rnd=3))
+    assert e.current_vote == V(1, 5, 0)
+    assert (e.prev_vote, e.prev_round) == (V(1, 5, 0), 3)
+    e.receive(S(3), N(3, 3, zxid=7, rnd=3))  # then a better one in round 3 moves it up
+    assert (e.prev_vote, e.prev_round, e.current_vote) == (V(1, 5, 0), 3, V(3, 7, 0))
+
+
 def test_higher_round_with_a_better_vote_adopts_it() -> None:
     e = started(1, zxid=5)
     e.receive(S(2), N(2, 3, zxid=7, rnd=2))
@@ -208,6 +223,28 @@ def test_a_better_vote_during_the_wait_changes_the_decision() -> None:
     assert e.tick() == [Decided(FOLLOWING, S(3), V(3, 9, 0))]
 
 
+def test_a_better_vote_ends_the_wait_in_its_own_step_and_stays_queued() -> None:
+    """Spec FLEFinalizeWaitNotmsg then FLEHandleNotmsg: ZooKeeper's `recvqueue.put(n); break`
+    out of the finalize wait, then the outer loop takes n again. Each action has its guard."""
+    e = started(2, zxid=5)
+    e.receive(S(1), N(1, 2, zxid=5))
+    snapshot = e.spec_vars()
+    assert snapshot["waiting"] is True
+    better = N(3, 3, zxid=9)
+    # FLEHandleNotmsg is disabled during the wait: nothing happens, nothing is consumed
+    assert e.process_notification(better) == []
+    assert e.spec_vars() == snapshot
+    # FLEFinalizeWaitNotmsg: the wait ends, the vote and the tables are untouched
+    assert e.finalize_wait_notification(better) == [Requeue(better)]
+    assert e.current_vote == V(2, 5, 0) and e.last_action == "FLEFinalizeWaitNotmsg"
+    assert e.spec_vars() == snapshot | {"waiting": False}
+    # now FLEFinalizeWaitNotmsg is disabled, and FLEHandleNotmsg handles the re-queued vote
+    assert e.finalize_wait_notification(better) == []
+    out = e.process_notification(better)
+    assert e.current_vote == V(3, 9, 0) and e.waiting
+    assert sorted(s.to for s in sends(out)) == [1, 3]
+
+
 def test_a_worse_notification_during_the_wait_is_dropped_and_restarts_the_wait() -> None:
     e = started(3, zxid=9)
     e.receive(S(1), N(1, 3, zxid=9))
@@ -253,6 +290,43 @@ def test_decided_peers_in_my_round_count_with_looking_votes() -> None:
     assert e.state is LOOKING  # only 2 says so
     out = e.receive(S(3), N(3, 2, zxid=1, rnd=1, state=FOLLOWING))
     assert out == [Decided(FOLLOWING, S(2), V(2, 1, 0))]
+
+
+def test_same_vote_is_zookeepers_vote_equals() -> None:
+    """Vote.equals: with a LOOKING side, vote and round; both decided, leader and peer epoch."""
+    looking = N(1, 3, zxid=9, rnd=2, epoch=1)
+    assert same_vote(looking, N(2, 3, zxid=9, rnd=2, epoch=1))
+    assert not same_vote(looking, N(2, 3, zxid=9, rnd=1, epoch=1))
+    assert not same_vote(looking, N(2, 3, zxid=8, rnd=2, epoch=1))
+    # one LOOKING side is enough for the full comparison, in either order
+    follower = N(2, 3, zxid=9, rnd=1, state=FOLLOWING, epoch=1)
+    assert not same_vote(looking, follower) and not same_vote(follower, looking)
+    assert same_vote(N(2, 3, zxid=9, rnd=2, state=FOLLOWING, epoch=1), looking)
+    # both decided: rounds and zxids may differ, leader and peer epoch may not
+    leader = N(3, 3, zxid=12, rnd=2, state=LEADING, epoch=1)
+    assert same_vote(follower, leader) and same_vote(leader, follower)
+    assert not same_vote(follower, N(3, 3, zxid=9, rnd=1, state=LEADING, epoch=2))
+    assert not same_vote(follower, N(3, 2, zxid=9, rnd=1, state=LEADING, epoch=1))
+
+
+def test_decided_peers_of_different_rounds_agree_on_their_leader() -> None:
+    """A restarted server hears FOLLOWING 3 (round 1, an older zxid) and LEADING 3 (round 2):
+    they agree on (leader, peer epoch), 3 says it leads, so it follows 3 in 3's round."""
+    e = started(1, zxid=5, epoch=1)
+    assert e.receive(S(2), N(2, 3, zxid=9, rnd=1, state=FOLLOWING, epoch=1)) == []
+    assert e.agreeing(e.out_of_election, N(3, 3, zxid=12, rnd=2, state=LEADING, epoch=1)) == {S(2)}
+    out = e.receive(S(3), N(3, 3, zxid=12, rnd=2, state=LEADING, epoch=1))
+    assert out == [Decided(FOLLOWING, S(3), V(3, 12, 1))]
+    assert e.logical_clock == 2
+    # a LOOKING vote never agrees with a decided one of another round or zxid
+    f = started(1, zxid=9, epoch=1)
+    f.receive(S(2), N(2, 3, zxid=9, rnd=1, epoch=1))  # 2 LOOKING, votes 3 in my round
+    assert f.agreeing(f.recv_votes, N(3, 3, zxid=12, rnd=1, state=LEADING, epoch=1)) == set()
+    # decided peers with another peer epoch are a different leadership: no quorum
+    g = started(1, zxid=5, epoch=1)
+    g.receive(S(2), N(2, 3, zxid=9, rnd=1, state=FOLLOWING, epoch=1))
+    assert g.receive(S(3), N(3, 3, zxid=12, rnd=2, state=LEADING, epoch=2)) == []
+    assert g.state is LOOKING
 
 
 def test_a_stale_leadership_of_mine_is_not_taken_up_again() -> None:
@@ -303,6 +377,15 @@ def test_start_round_forgets_the_election_and_votes_for_itself() -> None:
     assert set(e.recv_votes) == {1} and e.out_of_election == {}
     assert sorted(s.to for s in sends(out)) == [2, 3]
     assert all(s.msg == N(1, 1, 4, 2, LOOKING, 1) for s in sends(out))
+
+
+def test_planted_restart_same_round_keeps_the_round() -> None:
+    e = started(1, zxid=1, bug_restart_same_round=True)
+    e.receive(S(3), N(3, 3, zxid=9))
+    run_wait(e)
+    out = e.start_round()
+    assert e.state is LOOKING and e.logical_clock == 1  # correct: 2
+    assert all(s.msg.election_epoch == 1 for s in sends(out))
 
 
 # ------------------------------------------------------------------ timers

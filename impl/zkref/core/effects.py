@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zkref.wire.records import ConnectResponse, TxnBody, TxnHeader, WatcherEvent
+from zkref.wire.records import ConnectResponse, Id, TxnBody, TxnHeader, WatcherEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,4 +60,44 @@ class Close:
     reason: str
 
 
-Effect = Persist | SendConnectResponse | Reply | Notify | Close
+# --------------------------------------------------------------------- ensemble members only
+# (zkref.core.member: a learner hands its writes to the leader, which answers syncs; a standalone
+# server never emits these)
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A learner's request for the leader (ZooKeeper's REQUEST packet): the leader prepares the
+    txn; this server answers the client when the txn commits here (or, for a plain `sync`, when
+    the leader's `SyncReady` comes back). `err` != 0: the request is to become an ErrorTxn with
+    that code (a body that did not decode, an opcode clients may not send). For createSession
+    `body` is the negotiated timeout (int)."""
+
+    session_id: int
+    xid: int
+    op: int
+    body: object | None
+    auth: tuple[Id, ...]
+    err: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Revalidate:
+    """Ask the leader whether a session that re-attaches here is alive (ZooKeeper's REVALIDATE);
+    the answer comes back as `LearnerCore.revalidated`."""
+
+    session_id: int
+    timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReady:
+    """Leader: every txn proposed before learner `learner`'s `sync` is committed; send it the
+    SYNC packet (after the COMMITs already queued on that link)."""
+
+    learner: int
+    session_id: int
+    xid: int
+
+
+Effect = Persist | SendConnectResponse | Reply | Notify | Close | Forward | Revalidate | SyncReady

@@ -74,6 +74,7 @@ from zkref.wire.records import (
     GetEphemeralsRequest,
     Id,
     MultiReadRequest,
+    MultiResponse,
     RemoveWatchesRequest,
     RequestHeader,
     SetSASLResponse,
@@ -182,8 +183,9 @@ _LAST_OP = {
     int(OpCode.whoAmI): "HOMI",
 }
 
-_NEW, _CONNECTING, _OPEN = 0, 1, 2
-_K_REQUEST, _K_CREATE_SESSION, _K_CLOSE_SESSION, _K_EXPIRE, _K_REAP = range(5)
+_NEW, _CONNECTING, _OPEN, _REVALIDATING = 0, 1, 2, 3
+_K_REQUEST, _K_CREATE_SESSION, _K_CLOSE_SESSION, _K_EXPIRE, _K_REAP, _K_REMOTE, _K_SYNC = range(7)
+_SYNC = int(OpCode.sync)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +300,18 @@ class _Conn:
 class _Inflight:
     """A txn handed out as Persist and not yet applied (and, for a session, a FIFO marker)."""
 
-    __slots__ = ("conn", "hdr", "kind", "op", "received_ms", "session_id", "txn", "xid", "zxid")
+    __slots__ = (
+        "conn",
+        "extra",
+        "hdr",
+        "kind",
+        "op",
+        "received_ms",
+        "session_id",
+        "txn",
+        "xid",
+        "zxid",
+    )
 
     def __init__(
         self,
@@ -310,6 +323,7 @@ class _Inflight:
         op: int,
         session_id: int,
         received_ms: int,
+        extra: object | None = None,
     ) -> None:
         self.kind = kind
         self.hdr = hdr
@@ -320,6 +334,27 @@ class _Inflight:
         self.op = op
         self.session_id = session_id
         self.received_ms = received_ms
+        # _K_SYNC: the SyncRequest; _K_REMOTE: the learner's sid; _K_REQUEST: the body of an
+        # error reply (None but for a multi that decoded with a null path)
+        self.extra = extra
+
+
+class _Pending:
+    """A request whose outcome another server decides (an ensemble member's forwarded write or
+    sync): like a write in flight, it holds back its session's later requests."""
+
+    __slots__ = ("body", "conn", "op", "received_ms", "session_id", "xid", "zxid")
+
+    def __init__(
+        self, conn: int, xid: int, op: int, body: object | None, session_id: int, received_ms: int
+    ) -> None:
+        self.conn = conn
+        self.xid = xid
+        self.op = op
+        self.body = body
+        self.session_id = session_id
+        self.received_ms = received_ms
+        self.zxid: int | None = None  # the txn the leader made of it, once it says so
 
 
 class _Queued:
@@ -382,7 +417,7 @@ class ServerCore:
         self._owner: dict[int, int] = {}
         self._inflight: deque[_Inflight] = deque()
         # session id -> its writes in flight and the requests queued behind them, in arrival order
-        self._queues: dict[int, deque[_Inflight | _Queued]] = {}
+        self._queues: dict[int, deque[_Inflight | _Pending | _Queued]] = {}
         self._last_zxid = self.tree.last_processed_zxid  # last zxid handed out
         self._reaping: set[str] = set()  # containers/TTL nodes with a deleteContainer in flight
         self._reap_zxids: dict[int, str] = {}
@@ -427,19 +462,7 @@ class ServerCore:
         c.has_read_only = req.has_read_only
         c.established_ms = now_ms
         if req.session_id == 0:
-            sid = self.sessions.create_session(timeout, now_ms)
-            c.session_id = sid
-            c.state = _CONNECTING
-            self._owner[sid] = conn
-            zxid = self._last_zxid + 1
-            hdr, txn = self.prep.create_session(sid, timeout, now_ms, zxid)
-            entry = self._hand_out(
-                _Inflight(
-                    _K_CREATE_SESSION, hdr, txn, conn, 0, int(OpCode.createSession), sid, now_ms
-                )
-            )
-            self._queues[sid] = deque((entry,))
-            out.append(Persist(hdr, txn))
+            self._new_session(c, timeout, now_ms, out)
             return out
         sid = req.session_id
         # The session leaves whatever connection held it, even before the password is checked.
@@ -448,19 +471,45 @@ class ServerCore:
             old_c = self._conns.get(old)
             if old_c is not None:
                 self._close(old_c, "session re-attached elsewhere", out)
-        if self.sessions.check_password(sid, req.passwd) and self.sessions.touch(
-            sid, timeout, now_ms
-        ):
-            c.session_id = sid
-            c.state = _OPEN
-            self._owner[sid] = conn
-            self._send_connect(
-                c, ConnectResponse(0, timeout, sid, self.sessions.password(sid)), out
-            )
-        else:
-            self._send_connect(c, ConnectResponse(0, 0, 0, bytes(SESSION_PASSWORD_LEN)), out)
-            self._close(c, f"invalid session 0x{sid & 0xFFFFFFFFFFFFFFFF:x}, probably expired", out)
+        if not self.sessions.check_password(sid, req.passwd):
+            self._invalid_session(c, sid, out)
+            return out
+        self._reattach(c, sid, timeout, now_ms, out)
         return out
+
+    def _new_session(self, c: _Conn, timeout: int, now_ms: int, out: list[Effect]) -> None:
+        """A client without a session: a createSession txn; the ConnectResponse waits for it."""
+        conn = c.conn
+        sid = self.sessions.create_session(timeout, now_ms)
+        c.session_id = sid
+        c.state = _CONNECTING
+        self._owner[sid] = conn
+        zxid = self._last_zxid + 1
+        hdr, txn = self.prep.create_session(sid, timeout, now_ms, zxid)
+        entry = self._hand_out(
+            _Inflight(_K_CREATE_SESSION, hdr, txn, conn, 0, int(OpCode.createSession), sid, now_ms)
+        )
+        self._queues[sid] = deque((entry,))
+        out.append(Persist(hdr, txn))
+
+    def _reattach(self, c: _Conn, sid: int, timeout: int, now_ms: int, out: list[Effect]) -> None:
+        """A client re-attaching to its session (password already checked)."""
+        if self.sessions.touch(sid, timeout, now_ms):
+            self._session_opened(c, sid, out)
+        else:
+            self._invalid_session(c, sid, out)
+
+    def _session_opened(self, c: _Conn, sid: int, out: list[Effect]) -> None:
+        c.session_id = sid
+        c.state = _OPEN
+        self._owner[sid] = c.conn
+        self._send_connect(
+            c, ConnectResponse(0, c.timeout_ms, sid, self.sessions.password(sid)), out
+        )
+
+    def _invalid_session(self, c: _Conn, sid: int, out: list[Effect]) -> None:
+        self._send_connect(c, ConnectResponse(0, 0, 0, bytes(SESSION_PASSWORD_LEN)), out)
+        self._close(c, f"invalid session 0x{sid & 0xFFFFFFFFFFFFFFFF:x}, probably expired", out)
 
     def connection_lost(self, conn: int, now_ms: int) -> list[Effect]:
         """The session outlives its connection until it expires; the watches do not."""
@@ -492,19 +541,12 @@ class ServerCore:
             # No SASL server configured: ZooKeeper's null saslServer path answers OK, no token.
             return [self._reply(c, hdr.xid, 0, 0, SetSASLResponse(None))]
         sid = c.session_id
-        if not self.sessions.touch(sid, c.timeout_ms, now_ms):
+        if not self._touch(sid, c.timeout_ms, now_ms):
             return self._closing_session(c, hdr.xid, now_ms)
+        if op == _SYNC:
+            return self._sync(c, hdr.xid, body, now_ms)
         if op in _ORDERED_OPS:
-            q = self._queues.get(sid)
-            if q is not None:
-                if not isinstance(body, _BODY_TYPES[op]):
-                    # a decoding slip must not blow up later inside `persisted`
-                    op = _MALFORMED
-                q.append(_Queued(conn, hdr.xid, op, body, c.auth, now_ms))
-                return []
-            out = []
-            self._serve(c, hdr.xid, op, body, c.auth, now_ms, out)
-            return out
+            return self._ordered(c, hdr.xid, op, body, now_ms)
         if op in _WRITE_OPS:
             return self._write(c, hdr.xid, op, body, now_ms)
         if op == OpCode.createSession:
@@ -518,10 +560,44 @@ class ServerCore:
         self._close(c, f"unimplemented opcode {op}", out)
         return out
 
-    def receive_malformed(self, conn: int, hdr: RequestHeader, now_ms: int) -> list[Effect]:
+    def _touch(self, sid: int, timeout_ms: int, now_ms: int) -> bool:
+        """Every packet of a session keeps it alive (ZooKeeper's touchSession)."""
+        return self.sessions.touch(sid, timeout_ms, now_ms)
+
+    def _sync(self, c: _Conn, xid: int, body: object | None, now_ms: int) -> list[Effect]:
+        """A standalone server has nothing to catch up with: `sync` is an ordered request."""
+        return self._ordered(c, xid, _SYNC, body, now_ms)
+
+    def _ordered(
+        self, c: _Conn, xid: int, op: int, body: object | None, now_ms: int
+    ) -> list[Effect]:
+        """A request answered from the applied tree, after its session's earlier writes."""
+        q = self._queues.get(c.session_id)
+        if q is not None:
+            if not isinstance(body, _BODY_TYPES[op]):
+                # a decoding slip must not blow up later inside `persisted`
+                op = _MALFORMED
+            q.append(_Queued(c.conn, xid, op, body, c.auth, now_ms))
+            return []
+        out: list[Effect] = []
+        self._serve(c, xid, op, body, c.auth, now_ms, out)
+        return out
+
+    def _enqueue(self, sid: int, entry: _Inflight | _Pending) -> None:
+        q = self._queues.get(sid)
+        if q is None:
+            self._queues[sid] = deque((entry,))
+        else:
+            q.append(entry)
+
+    def receive_malformed(
+        self, conn: int, hdr: RequestHeader, now_ms: int, multi_decoded: bool = False
+    ) -> list[Effect]:
         """A request whose body did not decode. ZooKeeper keeps the connection and answers
         MarshallingError; a write still takes a zxid (PrepRequestProcessor logs an ErrorTxn for
-        it), a read does not. Either way the answer keeps its place in the session's order."""
+        it), a read does not. Either way the answer keeps its place in the session's order.
+        `multi_decoded`: a multi whose jute decoded with a null op path; ZooKeeper's answer then
+        carries an empty MultiResponse (FinalRequestProcessor builds one from no results)."""
         c = self._conns.get(conn)
         if c is None:
             return []
@@ -534,10 +610,11 @@ class ServerCore:
         c.received += 1
         self.packets_received += 1
         sid = c.session_id
-        if not self.sessions.touch(sid, c.timeout_ms, now_ms):
+        if not self._touch(sid, c.timeout_ms, now_ms):
             return []
         if hdr.type in _WRITE_OPS and hdr.type != OpCode.closeSession:
-            return self._error_write(c, hdr.xid, hdr.type, Err.MARSHALLINGERROR, now_ms)
+            body = MultiResponse(()) if multi_decoded and hdr.type == OpCode.multi else None
+            return self._error_write(c, hdr.xid, hdr.type, Err.MARSHALLINGERROR, now_ms, body)
         q = self._queues.get(sid)
         if q is not None:
             q.append(_Queued(conn, hdr.xid, _MALFORMED, None, c.auth, now_ms))
@@ -562,13 +639,23 @@ class ServerCore:
         q.append(_Queued(c.conn, xid, _EXPIRED, None, c.auth, now_ms))
         return []
 
-    def _error_write(self, c: _Conn, xid: int, op: int, err: Err, now_ms: int) -> list[Effect]:
+    def _error_write(
+        self,
+        c: _Conn,
+        xid: int,
+        op: int,
+        err: Err,
+        now_ms: int,
+        reply_body: object | None = None,
+    ) -> list[Effect]:
         """A request PrepRequestProcessor turns into an ErrorTxn: it takes a zxid, is logged,
-        and is answered with `err` in the session's order."""
+        and is answered with `err` (and `reply_body`, if any) in the session's order."""
         sid = c.session_id
         txn_hdr = TxnHeader(sid, xid, self._last_zxid + 1, now_ms, int(OpCode.error))
         entry = self._hand_out(
-            _Inflight(_K_REQUEST, txn_hdr, ErrorTxn(int(err)), c.conn, xid, op, sid, now_ms)
+            _Inflight(
+                _K_REQUEST, txn_hdr, ErrorTxn(int(err)), c.conn, xid, op, sid, now_ms, reply_body
+            )
         )
         q = self._queues.get(sid)
         if q is None:
@@ -760,7 +847,7 @@ class ServerCore:
                     # SetDataResponse(null stat), whose serialization throws, so no reply is sent.
                     pass
                 elif c is not None:
-                    body = res.response if res.err == 0 else None
+                    body = res.response if res.err == 0 else e.extra
                     out.append(self._reply(c, e.xid, res.zxid, res.err, body, e.op))
                     self._latency(c, now_ms - e.received_ms)
             elif kind == _K_CREATE_SESSION:
@@ -774,7 +861,12 @@ class ServerCore:
                     self._latency(c, now_ms - e.received_ms)
             elif kind == _K_REAP:
                 self._reaping.discard(self._reap_zxids.pop(e.zxid, ""))
-            if kind != _K_EXPIRE and kind != _K_REAP:
+            elif kind == _K_SYNC and c is not None:
+                # an ensemble leader's quorum-round sync (linearizableSync): answered as a sync
+                assert isinstance(e.extra, SyncRequest), e.extra
+                out.append(self._reply(c, e.xid, res.zxid, 0, SyncResponse(e.extra.path), e.op))
+                self._latency(c, now_ms - e.received_ms)
+            if kind < _K_EXPIRE or kind == _K_SYNC:
                 # answer what queued behind it first (after a closeSession: SessionExpired),
                 # then close the session's connection
                 self._release(e, now_ms, out)
@@ -790,7 +882,7 @@ class ServerCore:
             if c is not None:
                 self._close(c, f"session 0x{sid & 0xFFFFFFFFFFFFFFFF:x} closed", out)
 
-    def _release(self, e: _Inflight, now_ms: int, out: list[Effect]) -> None:
+    def _release(self, e: _Inflight | _Pending, now_ms: int, out: list[Effect]) -> None:
         """Pop the session's marker for `e`, then answer what queued behind it up to the next
         write of that session."""
         sid = e.session_id
@@ -798,11 +890,11 @@ class ServerCore:
         if q is None:
             return
         head = q.popleft()
-        assert head is e, (sid, e.zxid)
+        assert head is e, (sid, e.xid)
         conns = self._conns
         while q:
             item = q[0]
-            if isinstance(item, _Inflight):
+            if not isinstance(item, _Queued):
                 return
             q.popleft()
             c = conns.get(item.conn)
@@ -905,7 +997,7 @@ class ServerCore:
     @property
     def outstanding(self) -> int:
         return len(self._inflight) + sum(
-            sum(1 for i in q if isinstance(i, _Queued)) for q in self._queues.values()
+            sum(1 for i in q if not isinstance(i, _Inflight)) for q in self._queues.values()
         )
 
     def stats(self) -> CoreStats:
@@ -939,7 +1031,7 @@ class ServerCore:
                 queued[e.conn] = queued.get(e.conn, 0) + 1
         for q in self._queues.values():
             for i in q:
-                if isinstance(i, _Queued):
+                if not isinstance(i, _Inflight):
                     queued[i.conn] = queued.get(i.conn, 0) + 1
         return [
             ConnectionInfo(

@@ -24,23 +24,36 @@ class SimDisk:
         self.log: list[Txn] = []
         self.durable_log: list[Txn] = []
         self.fsyncs = 0
+        # durable_log == log[:_prefix] when it is a prefix of the log (appends and fsyncs are
+        # then O(new txns)); None after a snapshot replaced the written log
+        self._prefix: int | None = 0
 
     def append(self, txns: Iterable[Txn]) -> None:
         self.log.extend(txns)
 
     def fsync(self) -> None:
-        self.durable_log = list(self.log)
+        if self._prefix is None:
+            self.durable_log = list(self.log)
+        else:
+            self.durable_log.extend(self.log[self._prefix :])
+        self._prefix = len(self.log)
         self.fsyncs += 1
 
     def truncate(self, zxid: int) -> None:
         self.log = [t for t in self.log if t.zxid <= zxid]
         self.durable_log = [t for t in self.durable_log if t.zxid <= zxid]
+        self._reprefix()
 
     def replace(self, txns: Iterable[Txn]) -> None:
         self.log = list(txns)
+        self._reprefix()
+
+    def _reprefix(self) -> None:
+        n = len(self.durable_log)
+        self._prefix = n if self.log[:n] == self.durable_log else None
 
     def synced(self) -> bool:
-        return self.log == self.durable_log
+        return self._prefix is not None and self._prefix == len(self.log) == len(self.durable_log)
 
     def durable(self) -> Durable:
         return Durable(self.accepted_epoch, self.current_epoch, tuple(self.durable_log))
@@ -48,4 +61,5 @@ class SimDisk:
     def crash(self) -> Durable:
         """Power loss: whatever was not fsynced is gone."""
         self.log = list(self.durable_log)
+        self._prefix = len(self.log)
         return self.durable()

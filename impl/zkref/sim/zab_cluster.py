@@ -29,6 +29,12 @@ from typing import Any
 from zkref.conform.invariants import ZabVars, violations
 from zkref.core.acl import OPEN_ACL_UNSAFE
 from zkref.core.datatree import DataTree
+from zkref.core.election.fle import Decided as FleDecided
+from zkref.core.election.fle import Effect as FleEffect
+from zkref.core.election.fle import FastLeaderElection, Notification
+from zkref.core.election.fle import Send as FleSend
+from zkref.core.election.fle import ServerState as FleState
+from zkref.core.election.fle import Sid as FleSid
 from zkref.core.spec_action import spec_action
 from zkref.core.zab.effects import (
     AppendTxns,
@@ -56,6 +62,7 @@ from zkref.core.zab.messages import (
     ZabState,
 )
 from zkref.core.zab.peer import QuorumPeer
+from zkref.core.zab.storage import HistoryView
 from zkref.core.zab.zxid import zxid_counter, zxid_epoch
 from zkref.sim.clock import SimClock
 from zkref.sim.disk import SimDisk
@@ -132,7 +139,14 @@ class ZabCluster:
         durability_checks: bool | None = None,
         **peer_kw: Any,
     ) -> None:
+        # election="oracle" (the spec's ElectLeader/FollowLeader, the default) or "fle" (a
+        # FastLeaderElection core per server, configured by fle_kw); taken out of **peer_kw
+        # so that callers passing **{"bug_x": True} still type-check
+        election: str = peer_kw.pop("election", "oracle")
+        fle_kw: dict[str, Any] | None = peer_kw.pop("fle_kw", None)
+        assert election in ("oracle", "fle"), election
         self.seed = seed
+        self.election = election
         # the host's own check of ZooKeeper's durability order (off by default when a bug is
         # planted, so that the spec's invariants are what catches it)
         self.durability_checks = (
@@ -152,11 +166,21 @@ class ZabCluster:
         self.proposed: set[Txn] = set()
         self.committed: set[Txn] = set()
         self.epoch_leader: set[tuple[int, Sid]] = set()
+        self._committed_mark: dict[Sid, tuple[int, Txn | None]] = {}
         self.crash_hooks: list[CrashHook] = []
         self.records: list[dict[str, Any]] = []
         self.steps: list[str] = []
         self.check = check
         self.writes = 0
+        # election="fle": each server runs the FastLeaderElection core over its own links
+        self.fle_kw = dict(fle_kw or {})
+        self.enet: Network[Sid, Notification] = Network(self.sids, self.clock, self.rng)
+        self.fles: dict[Sid, FastLeaderElection] = {}
+        self.connecting: dict[Sid, tuple[Sid, int]] = {}
+        self.decisions: list[tuple[int, Sid, str, Sid]] = []
+        if election == "fle":
+            for s in self.sids:
+                self._fle_boot(s)
 
     # ------------------------------------------------------------------ reporting
 
@@ -183,6 +207,8 @@ class ZabCluster:
 
     def _step(self, label: str) -> None:
         self.steps.append(f"t={self.clock.now} {label}")
+        if self.election == "fle":
+            self._start_rounds()
         if self.check:
             self.verify()
 
@@ -191,7 +217,14 @@ class ZabCluster:
     def _ghosts(self, s: Sid, effects: list[Effect]) -> None:
         p = self.peers[s]
         if p.state is ServerState.LEADING:
-            self.committed.update(p.storage.history[: p.last_committed])
+            # only what this leader committed since last time (O(1) amortised): the mark is
+            # the length already added and the txn at its end, still there if nothing was cut
+            h, lc = p.storage.history, p.last_committed
+            n, last = self._committed_mark.get(s, (0, None))
+            if not (n <= lc and (n == 0 or h[n - 1] is last)):
+                n = 0
+            self.committed.update(h[n:lc])
+            self._committed_mark[s] = (lc, h[lc - 1] if lc else None)
         for e in effects:
             if not isinstance(e, Trace):
                 continue
@@ -262,7 +295,7 @@ class ZabCluster:
             ):
                 bad = "ACK of NEWLEADER before the log and currentEpoch were durable"
             case Ack() if zxid_counter(m.zxid) > 0 and not any(
-                t.zxid == m.zxid for t in d.durable_log
+                t.zxid == m.zxid for t in reversed(d.durable_log)
             ):
                 bad = f"ACK of {m.zxid:#x} before the proposal was durable"
             case _:
@@ -277,6 +310,8 @@ class ZabCluster:
         def enc(o: object) -> object:
             if isinstance(o, Txn):
                 return [o.epoch, o.counter]
+            if isinstance(o, HistoryView):
+                return o.tolist()
             if isinstance(o, (set, frozenset)):
                 return sorted(o)
             return str(o)
@@ -313,6 +348,9 @@ class ZabCluster:
 
     def _crash(self, s: Sid) -> None:
         self.net.crash(s)
+        self.enet.crash(s)
+        self.fles.pop(s, None)
+        self.connecting.pop(s, None)
         self.pending_fsync.discard(s)
         durable = self.disks[s].crash()
         out = self.peers[s].crash(durable)
@@ -341,6 +379,8 @@ class ZabCluster:
         self.clock.advance()
         for s in self.sids:
             self._feed(s, self.peers[s].tick())
+        if self.election == "fle":
+            self._fle_tick()
         self._step("tick")
 
     def crash(self, s: Sid) -> None:
@@ -354,12 +394,19 @@ class ZabCluster:
     def restart(self, s: Sid) -> None:
         self.net.revive(s)
         self._feed(s, self.peers[s].restart())
+        if self.election == "fle":
+            self.enet.revive(s)
+            self._fle_boot(s)
         self._step(f"restart {s}")
 
     @spec_action("PartitionStart")
     def partition(self, a: Sid, b: Sid) -> None:
         """Spec: PartitionStart. The link a-b fails; a follower across it loses its leader."""
         self.net.partition(a, b)
+        self.enet.partition(a, b)
+        # the spec's one step (its GoLooking of a follower across the link included), recorded
+        # before the cores' own reaction to the broken link
+        self.records.append({"node": a, "action": "PartitionStart", "params": [b]})
         for x, y in ((a, b), (b, a)):
             if self.peers[x].online:
                 self._feed(x, self.peers[x].link_down(y))
@@ -369,6 +416,8 @@ class ZabCluster:
     def heal(self, a: Sid, b: Sid) -> None:
         """Spec: PartitionRecover."""
         self.net.heal(a, b)
+        self.enet.heal(a, b)
+        self.records.append({"node": a, "action": "PartitionRecover", "params": [b]})
         self._step(f"heal {a}|{b}")
 
     def hold(self, frm: Sid, to: Sid) -> None:
@@ -435,33 +484,125 @@ class ZabCluster:
         assert leader in cands, (leader, cands)
         q = cands[leader] if quorum is None else set(quorum)
         assert leader in q and q <= cands[leader] and self.peers[leader].is_quorum(q), q
+        n = len(self.records)
         self._feed(leader, self.peers[leader].lead())
         for j in sorted(q - {leader}):
             self._feed(j, self.peers[j].follow(leader))
-        self.records.append({"node": leader, "action": "ElectLeader", "params": sorted(q)})
+        self._record_at(n, {"node": leader, "action": "ElectLeader", "params": sorted(q)})
         self._step(f"ElectLeader {leader} by {sorted(q)}")
         return leader
+
+    def _record_at(self, n: int, rec: dict[str, Any]) -> None:
+        """Record an oracle step whose effects ran before it: at the end, or, if the effects
+        recorded something (a crash hook fired inside them), before those records."""
+        if n == len(self.records):
+            self.records.append(rec)
+        else:
+            self.records.insert(n, rec)
 
     def follow(self, i: Sid, j: Sid) -> None:
         """Spec FollowLeader (oracle)."""
         assert (i, j) in self.followable(), (i, j)
+        n = len(self.records)
         self._feed(i, self.peers[i].follow(j))
-        self.records.append({"node": i, "action": "FollowLeader", "params": [j]})
+        self._record_at(n, {"node": i, "action": "FollowLeader", "params": [j]})
         self._step(f"FollowLeader {i}->{j}")
+
+    # ------------------------------------------------------------------ FastLeaderElection
+
+    def _fle_boot(self, s: Sid) -> None:
+        """A (re)started server's election core: lookForLeader with its durable vote."""
+        p = self.peers[s]
+        fle = FastLeaderElection(FleSid(s), [FleSid(x) for x in self.sids], **self.fle_kw)
+        self.fles[s] = fle
+        self._run_fle(s, fle.start_election(p.last_logged_zxid(), p.current_epoch))
+
+    def _run_fle(self, s: Sid, effects: list[FleEffect]) -> None:
+        for e in effects:
+            match e:
+                case FleSend():
+                    self.enet.send(s, Sid(e.to), e.msg)
+                case FleDecided():
+                    self._decided(s, e)
+
+    def _decided(self, s: Sid, d: FleDecided) -> None:
+        """As zkref.server.peer_host: LEADING leads at once; FOLLOWING connects to the leader,
+        which takes until the next tick (a TCP connect), and gives up after initLimit ticks."""
+        self.decisions.append((self.clock.now, s, str(d.state), Sid(d.leader)))
+        self.steps.append(f"t={self.clock.now} FLE {s} decided {d.state} {d.leader}")
+        if d.state is FleState.LEADING:
+            self._feed(s, self.peers[s].lead())
+        else:
+            assert d.state is FleState.FOLLOWING, d
+            self.connecting[s] = (Sid(d.leader), self.clock.now + self.peers[s].init_limit_ticks)
+
+    def _fle_tick(self) -> None:
+        for s in self.sids:
+            fle = self.fles.get(s)
+            if fle is not None and self.peers[s].online:
+                self._run_fle(s, fle.tick())
+        for s, (ld, deadline) in sorted(self.connecting.items()):
+            lp = self.peers[ld]
+            if (
+                lp.online
+                and lp.state is ServerState.LEADING
+                and self.net.connected(s, ld)
+                and self.peers[s].ready_to_vote()
+            ):
+                del self.connecting[s]
+                self._feed(s, self.peers[s].follow(ld))
+            elif self.clock.now >= deadline:
+                del self.connecting[s]  # Learner.connectToLeader gave up: LOOKING again
+
+    def _start_rounds(self) -> None:
+        """QuorumPeer back to LOOKING (its role ended, its log flushed): a new election round
+        with its current vote (peer_host._maybe_start_round)."""
+        for s in self.sids:
+            p, fle = self.peers[s], self.fles.get(s)
+            if (
+                fle is not None
+                and s not in self.connecting
+                and p.state is ServerState.LOOKING
+                and fle.state is not FleState.LOOKING
+                and p.ready_to_vote()
+            ):
+                self._run_fle(s, fle.start_round(p.last_logged_zxid(), p.current_epoch))
+
+    def deliver_vote(self, frm: Sid, to: Sid) -> Notification:
+        """Deliver the next election notification on the link frm -> to."""
+        msg = self.enet.deliver(frm, to)
+        fle = self.fles.get(to)
+        if fle is not None and self.peers[to].online:
+            self._run_fle(to, fle.receive(FleSid(frm), msg))
+        self._step(f"vote {frm}->{to} {msg.leader}/{msg.state}")
+        return msg
+
+    def _ready(self) -> list[tuple[bool, Sid, Sid]]:
+        """Ready links of both networks: (is_election, from, to)."""
+        out = [(False, a, b) for a, b in self.net.ready_links()]
+        out += [(True, a, b) for a, b in self.enet.ready_links()]
+        return sorted(out)
+
+    def _deliver_ready(self, link: tuple[bool, Sid, Sid]) -> None:
+        if link[0]:
+            self.deliver_vote(link[1], link[2])
+        else:
+            self.deliver(link[1], link[2])
 
     # ------------------------------------------------------------------ running
 
     def busy(self) -> bool:
-        return bool(self.net.ready_links() or self.pending_fsync)
+        return bool(self._ready() or self.pending_fsync)
 
-    def run_until_quiet(self, max_steps: int = 10_000) -> None:
+    def run_until_quiet(self, max_steps: int = 10_000, *, fsync: bool = True) -> None:
         """Deliver every ready message and run every fsync, in a fixed order, until none is
-        left (no elections, no ticks)."""
+        left (no elections, no ticks). `fsync=False`: messages only, the disks never catch up
+        (what a slow disk looks like to the protocol)."""
         for _ in range(max_steps):
-            ready = sorted(self.net.ready_links())
+            ready = self._ready()
             if ready:
-                self.deliver(*ready[0])
-            elif self.pending_fsync:
+                self._deliver_ready(ready[0])
+            elif fsync and self.pending_fsync:
                 self.fsync(min(self.pending_fsync))
             else:
                 return
@@ -490,10 +631,10 @@ class ZabCluster:
             and p.accepted_epoch > self.peers[ld].current_epoch
         )
 
-    def converged(self) -> bool:
+    def converged(self, *, allow_down: bool = False) -> bool:
         """Quiet, one broadcasting leader, every live server following it with the same log,
-        all of it delivered, and equal data trees; servers that are `locked_out` are left out,
-        but the rest must be a quorum."""
+        all of it delivered, and equal data trees; servers that are `locked_out` (and, with
+        `allow_down`, crashed ones) are left out, but the rest must be a quorum."""
         if self.busy():
             return False
         ld = self.leader()
@@ -504,6 +645,8 @@ class ZabCluster:
         synced = set()
         for s, p in self.peers.items():
             if not p.online:
+                if allow_down:
+                    continue
                 return False
             if self.locked_out(s):
                 continue
@@ -522,10 +665,10 @@ class ZabCluster:
             synced.add(s)
         return lp.is_quorum(synced)
 
-    def stabilize(self, max_steps: int = 5_000) -> Sid:
+    def stabilize(self, max_steps: int = 5_000, *, allow_down: bool = False) -> Sid:
         """No faults: deliver, fsync, elect, follow, tick until converged."""
         for _ in range(max_steps):
-            if self.converged():
+            if self.converged(allow_down=allow_down):
                 ld = self.leader()
                 assert ld is not None
                 return ld
@@ -533,10 +676,10 @@ class ZabCluster:
         raise SimFailure(self.fail(f"no convergence within {max_steps} steps"))
 
     def _heal_step(self) -> None:
-        ready = self.net.ready_links()
+        ready = self._ready()
         if ready or self.pending_fsync:
             if ready and (not self.pending_fsync or self.rng.random() < 0.7):
-                self.deliver(*self.rng.choice(sorted(ready)))
+                self._deliver_ready(self.rng.choice(ready))
             else:
                 self.fsync(self.rng.choice(sorted(self.pending_fsync)))
             return
@@ -546,6 +689,8 @@ class ZabCluster:
     # ------------------------------------------------------------------ swarm
 
     def _elect_or_follow(self, random_quorum: bool) -> bool:
+        if self.election == "fle":
+            return False  # the FastLeaderElection cores decide, from their messages
         r = self.rng
         cands = self.electable()
         if cands:
@@ -579,11 +724,11 @@ class ZabCluster:
         if roll < 0.25:
             self.tick()
             return
-        ready = self.net.ready_links()
+        ready = self._ready()
         if self.pending_fsync and (not ready or r.random() < 0.3):
             self.fsync(r.choice(sorted(self.pending_fsync)))
         elif ready:
-            self.deliver(*r.choice(sorted(ready)))
+            self._deliver_ready(r.choice(ready))
         elif not self._elect_or_follow(random_quorum=True):
             self.tick()
 
@@ -632,6 +777,7 @@ class ZabCluster:
         for p in sorted(sorted(x) for x in self.net.partitions):
             self.heal(p[0], p[1])
         self.net.heal()
+        self.enet.heal()
         for s in self.sids:
             if not self.peers[s].online:
                 self.restart(s)

@@ -13,18 +13,23 @@ Rules:
   own initial vote; a notification of a lower round from a LOOKING peer is answered with our
   vote and round;
 - once a quorum of `recv_votes` agrees with our vote in our round, we wait `finalize_wait_ticks`;
-  a better notification ends the wait (and is then handled), any other one is dropped and
-  restarts the wait (as ZooKeeper's `recvqueue.poll(finalizeWait)` loop); the wait running out
-  decides;
+  a notification during the wait is its own step (`finalize_wait_notification`, the spec's
+  FLEFinalizeWaitNotmsg, ZooKeeper's inner `recvqueue.poll(finalizeWait)` loop): a better one
+  ends the wait and is re-queued (`Requeue`), to be handled by `process_notification` like any
+  other; any other one is dropped and restarts the wait; the wait running out decides;
 - a notification from a FOLLOWING/LEADING peer decides for its leader when a quorum agrees with
   it, in our round or among the decided peers, and checkLeader holds: the leader is us (in that
-  round) or the leader itself told us it is LEADING;
+  round) or the leader itself told us it is LEADING; agreeing is ZooKeeper's Vote.equals
+  (`same_vote`): two decided notifications agree on (leader, peer epoch) whatever their rounds
+  and zxids, anything compared with a LOOKING one must match in vote and round;
 - a decided server answers every LOOKING voter with its decided vote and round; a LOOKING
   non-voter (an observer) is answered at once with our current vote, whatever our state, and
   its notifications are never counted;
 - while LOOKING, a vote only moves up the vote order within a round; deciding for an
   established leader may adopt a worse vote (a late server joins, it does not challenge);
-- a decision is final until `start_round` (the host saw the leader go: Zab's timeouts).
+- a decision is final until `start_round` (the host saw the leader go: Zab's timeouts);
+- a LOOKING server outside the finalize wait that hears nothing for a while sends its vote
+  again (`notification_timeout`, the spec's FLENotmsgTimeout), backing off exponentially.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NewType, assert_never
 
+from zkref.core.quorum import QuorumSystem
 from zkref.core.spec_action import spec_action
 
 Sid = NewType("Sid", int)
@@ -96,6 +102,15 @@ class Decided:
     vote: Vote
 
 
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """Put `msg` back where received notifications wait (ZooKeeper's `recvqueue.put(n)` in the
+    finalize wait): it has not been handled yet. Only `finalize_wait_notification` returns it,
+    and `receive` runs it, so a host never sees one."""
+
+    msg: Notification
+
+
 Effect = Send | Decided
 
 
@@ -113,6 +128,19 @@ def better_1419(a: Vote, b: Vote) -> bool:
     )
 
 
+def same_vote(a: Notification, b: Notification) -> bool:
+    """ZooKeeper's Vote.equals (the spec's SameVote), the equality quorums are counted with.
+
+    If either side is LOOKING: same leader, zxid, peer epoch and round. If both have decided
+    (FOLLOWING/LEADING): same leader and peer epoch only -- servers that decided in different
+    rounds, or whose zxid moved on since (QuorumPeer.updateElectionVote), still agree on an
+    established leader (ZOOKEEPER-1805). The mixed-version clause (ZOOKEEPER-1732) has no
+    counterpart here: zkref speaks one notification version."""
+    if a.state is ServerState.LOOKING or b.state is ServerState.LOOKING:
+        return a.vote == b.vote and a.election_epoch == b.election_epoch
+    return a.leader == b.leader and a.peer_epoch == b.peer_epoch
+
+
 class FastLeaderElection:
     """One server's election state (spec variables: state, logicalClock, currentVote,
     recvVotes, outOfElection, waiting; the ghost prevVote)."""
@@ -127,6 +155,8 @@ class FastLeaderElection:
         max_notification_interval_ticks: int = 64,
         bug_vote_order_1419: bool = False,
         bug_no_finalize_wait: bool = False,
+        bug_restart_same_round: bool = False,
+        quorum: QuorumSystem | None = None,
     ) -> None:
         assert finalize_wait_ticks >= 1
         assert 1 <= min_notification_interval_ticks <= max_notification_interval_ticks
@@ -134,11 +164,14 @@ class FastLeaderElection:
         self.voters: frozenset[Sid] = frozenset(voters)
         assert self.voters, "an ensemble needs voters"
         self.is_observer = sid not in self.voters
+        # weighted / hierarchical quorums from zoo.cfg; None: a majority of `voters`
+        self.quorum = quorum
         self.finalize_wait_ticks = finalize_wait_ticks
         self.min_notification_interval_ticks = min_notification_interval_ticks
         self.max_notification_interval_ticks = max_notification_interval_ticks
         self.bug_vote_order_1419 = bug_vote_order_1419
         self.bug_no_finalize_wait = bug_no_finalize_wait
+        self.bug_restart_same_round = bug_restart_same_round  # planted: no new round
         # inputs from the peer (spec constants InitZxid, InitEpoch)
         self.last_zxid = 0
         self.current_epoch = 0
@@ -175,6 +208,8 @@ class FastLeaderElection:
         return truly_better(a, b)
 
     def is_quorum(self, sids: Iterable[Sid]) -> bool:
+        if self.quorum is not None:
+            return self.quorum.contains_quorum(sids)
         return 2 * len(set(sids) & self.voters) > len(self.voters)
 
     def _notification(self, vote: Vote) -> Notification:
@@ -204,10 +239,8 @@ class FastLeaderElection:
 
     @staticmethod
     def agreeing(votes: dict[Sid, Notification], n: Notification) -> set[Sid]:
-        """The spec's Agreeing: senders whose vote and round equal n's."""
-        return {
-            j for j, m in votes.items() if m.vote == n.vote and m.election_epoch == n.election_epoch
-        }
+        """The spec's Agreeing: senders whose notification `same_vote`s n (getVoteTracker)."""
+        return {j for j, m in votes.items() if same_vote(m, n)}
 
     def check_leader(self, votes: dict[Sid, Notification], leader: Sid, round_: int) -> bool:
         """checkLeader: the leader is us in this round, or it told us it is LEADING."""
@@ -263,12 +296,26 @@ class FastLeaderElection:
         return self._broadcast()
 
     def receive(self, frm: Sid, msg: Notification) -> list[Effect]:
-        """A notification arrived on the link from `frm`: dispatch to the enabled action."""
+        """A notification arrived on the link from `frm`: dispatch to the enabled action.
+
+        A better notification during the finalize wait takes two actions, as in the spec and in
+        ZooKeeper: the wait ends and re-queues it, then it is handled. The host hands the core
+        one notification at a time and holds the rest, so the re-queued one is the oldest the
+        core has and is handled at once: one of the spec's orders (ZooKeeper puts it back at
+        the tail of its receive queue, behind any that arrived meanwhile)."""
         assert msg.sid == frm, (frm, msg)
         assert self.logical_clock > 0, "receive before start_election"
-        if self.state is ServerState.LOOKING:
+        if self.state is not ServerState.LOOKING:
+            return self.reply_decided(msg)
+        if not self.waiting:
             return self.process_notification(msg)
-        return self.reply_decided(msg)
+        out: list[Effect] = []
+        for e in self.finalize_wait_notification(msg):
+            if isinstance(e, Requeue):
+                out += self.process_notification(e.msg)
+            else:
+                out.append(e)
+        return out
 
     def tick(self) -> list[Effect]:
         """One tick: the finalize wait and the notification resend timer run down."""
@@ -288,22 +335,15 @@ class FastLeaderElection:
 
     @spec_action("FLEHandleNotmsg")
     def process_notification(self, n: Notification) -> list[Effect]:
-        """Spec: FLEHandleNotmsg. ZooKeeper: lookForLeader's loop body (and WorkerReceiver)."""
-        if self.state is not ServerState.LOOKING:
+        """Spec: FLEHandleNotmsg. ZooKeeper: lookForLeader's outer loop body (and
+        WorkerReceiver). Not during the finalize wait: that is `finalize_wait_notification`."""
+        if self.state is not ServerState.LOOKING or self.waiting:
             return []
         self.last_action = "FLEHandleNotmsg"
         if n.sid not in self.voters:
             return self._answer_non_voter(n)
         self.idle_ticks = 0
         if n.leader not in self.voters:
-            return []
-        if self.waiting:
-            if self.better(n.vote, self.current_vote):
-                # the better vote ends the wait and is handled next (two spec steps)
-                self.waiting = False
-                self.wait_ticks_left = 0
-                return self.process_notification(n)
-            self.wait_ticks_left = self.finalize_wait_ticks
             return []
         match n.state:
             case ServerState.LOOKING:
@@ -321,7 +361,8 @@ class FastLeaderElection:
             self.logical_clock = n.election_epoch
             mine = self.self_vote()
             vote = n.vote if self.better(n.vote, mine) else mine
-            self.prev_vote, self.prev_round = self.current_vote, n.election_epoch
+            # the ghost starts over: VoteMonotonic compares votes within one round
+            self.prev_vote, self.prev_round = vote, n.election_epoch
             self.current_vote = vote
             self.recv_votes = {n.sid: n}
             self._record_self()
@@ -391,6 +432,29 @@ class FastLeaderElection:
         self.wait_ticks_left = 0
         return [Decided(self.state, vote.leader, vote)]
 
+    @spec_action("FLEFinalizeWaitNotmsg")
+    def finalize_wait_notification(self, n: Notification) -> list[Effect | Requeue]:
+        """Spec: FLEFinalizeWaitNotmsg. ZooKeeper: lookForLeader's inner loop
+        `while ((n = recvqueue.poll(finalizeWait)) != null)` after a quorum agreed with our vote.
+
+        Why a step of its own rather than part of `process_notification`: in ZooKeeper a better
+        notification only breaks out of the wait (`recvqueue.put(n); break`) and is taken again
+        by a later iteration of the outer loop, after whatever else is queued; the spec keeps
+        the two apart so that other notifications may be handled in between."""
+        if self.state is not ServerState.LOOKING or not self.waiting:
+            return []
+        self.last_action = "FLEFinalizeWaitNotmsg"
+        if n.sid not in self.voters:
+            return list(self._answer_non_voter(n))  # WorkerReceiver answers, whatever we do
+        self.idle_ticks = 0
+        if self.better(n.vote, self.current_vote):
+            self.waiting = False
+            self.wait_ticks_left = 0
+            return [Requeue(n)]
+        # poll(finalizeWait) starts its timeout again
+        self.wait_ticks_left = self.finalize_wait_ticks
+        return []
+
     @spec_action("FLEReplyDecided")
     def reply_decided(self, n: Notification) -> list[Effect]:
         """Spec: FLEReplyDecided. ZooKeeper: WorkerReceiver when our state is not LOOKING."""
@@ -438,7 +502,8 @@ class FastLeaderElection:
             self.last_zxid = last_zxid
         if current_epoch is not None:
             self.current_epoch = current_epoch
-        self.logical_clock += 1
+        if not self.bug_restart_same_round:
+            self.logical_clock += 1
         self.state = ServerState.LOOKING
         self.current_vote = self.self_vote()
         self.prev_vote, self.prev_round = self.current_vote, self.logical_clock
@@ -448,11 +513,17 @@ class FastLeaderElection:
         self._reset_round_timers()
         return self._broadcast()
 
+    @spec_action("FLENotmsgTimeout")
     def notification_timeout(self) -> list[Effect]:
-        """ZooKeeper: `recvqueue.poll(notTimeout)` returned null: send our vote again, back off.
+        """Spec: FLENotmsgTimeout. ZooKeeper: the outer loop's `recvqueue.poll(notTimeout)`
+        returned null: send our vote again (sendNotifications), back off (notTimeout doubles, up
+        to maxNotificationInterval).
 
-        Not an action of spec/FastLeaderElection.tla (its channels never lose a message);
-        needed for liveness when links reset, and for observers, whom voters never notify."""
+        The spec's guard is LOOKING and not in the finalize wait (checked here) and "nothing
+        queued for me", which in time is the host's: `tick` calls this once no notification
+        came for `notification_interval_ticks`. The spec's bound MaxResends is the model's, not
+        ours. Needed for liveness when links reset, and for observers, whom voters never
+        notify; the spec's channels lose nothing, so there a resend only adds duplicates."""
         if self.state is not ServerState.LOOKING or self.waiting:
             return []
         self.last_action = "FLENotmsgTimeout"

@@ -47,8 +47,11 @@ if TYPE_CHECKING:
     from zkref.core.zab.peer import QuorumPeer
 
 
-def index_of(history: list[Txn], zxid: int) -> int:
-    """The spec's IndexOf: 1-based position of `zxid` in `history`, 0 when absent."""
+def index_of(history: list[Txn], zxid: int, hint: int = -1) -> int:
+    """The spec's IndexOf: 1-based position of `zxid` in `history`, 0 when absent. `hint`: the
+    0-based index where it probably is (a COMMIT names the first uncommitted txn)."""
+    if 0 <= hint < len(history) and history[hint].zxid == zxid:
+        return hint + 1
     for k in range(len(history) - 1, -1, -1):
         if history[k].zxid == zxid:
             return k + 1
@@ -60,6 +63,7 @@ class Follower:
         self.peer = peer
         self.leader = leader
         self.nl_phase = NlPhase.NONE
+        self.proposals_since_newleader = 0
 
     def _from_leader(self, j: Sid) -> bool:
         return self.peer.state is ServerState.FOLLOWING and j == self.leader
@@ -221,6 +225,8 @@ class Follower:
         last = peer.storage.history[-1].zxid if peer.storage.history else 0
         assert m.txn.zxid > last or peer.planted_bug, (m.txn.zxid, last)
         out = peer.storage.append([m.txn])
+        if self.nl_phase is not NlPhase.NONE:
+            self.proposals_since_newleader += 1
         if peer.bug_ack_before_fsync:
             out.insert(1, Send(j, Ack(m.txn.zxid)))
         out.append(peer.trace("FollowerProcessPROPOSAL", j=j, zxid=m.txn.zxid))
@@ -228,8 +234,7 @@ class Follower:
 
     def logged(self, new: list[Txn]) -> list[Effect]:
         """SendAckRequestProcessor: ACK what just became durable, once NEWLEADER is ACKed."""
-        durable = set(self.peer.storage.disk)
-        assert all(t in durable for t in new), "ACK of a txn that is not durable"
+        assert all(map(self.peer.storage.is_durable, new)), "ACK of a txn that is not durable"
         if (
             self.peer.state is not ServerState.FOLLOWING
             or self.nl_phase is not NlPhase.ACKED
@@ -244,7 +249,23 @@ class Follower:
         peer = self.peer
         if not self._from_leader(j):
             return peer.ignore("commit-not-from-my-leader", j)
-        k = index_of(peer.storage.history, m.zxid)
+        if peer.bug_commit_in_sync_npe and self.commit_finds_no_pending_proposal():
+            # ZOOKEEPER-4394 (planted): Learner.syncWithLeader cleared packetsNotCommitted at
+            # NEWLEADER; this COMMIT's peekFirst() is null, the NullPointerException ends the
+            # sync and the server goes back to LOOKING
+            gone = peer.go_looking()
+            gone.append(peer.trace("FollowerProcessCOMMIT", j=j, zxid=m.zxid, npe=True))
+            return gone
+        k = index_of(peer.storage.history, m.zxid, peer.last_committed)
         out = peer.deliver(max(k, peer.last_committed))
         out.append(peer.trace("FollowerProcessCOMMIT", j=j, zxid=m.zxid))
         return out
+
+    def commit_finds_no_pending_proposal(self) -> bool:
+        """ZOOKEEPER-4394's window: NEWLEADER was handled, UPTODATE not yet, and no PROPOSAL
+        arrived since NEWLEADER (ZooKeeper's packetsNotCommitted is empty)."""
+        return (
+            self.peer.zab_state is ZabState.SYNCHRONIZATION
+            and self.nl_phase is not NlPhase.NONE
+            and not self.proposals_since_newleader
+        )

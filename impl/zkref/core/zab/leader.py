@@ -58,7 +58,12 @@ COMMIT_LOG_COUNT = 500
 
 
 def choose_sync(
-    history: list[Txn], peer_last_zxid: int, *, commit_log_count: int, force_snap: bool
+    history: list[Txn],
+    peer_last_zxid: int,
+    *,
+    commit_log_count: int,
+    force_snap: bool,
+    bug_diff_without_trunc: bool = False,
 ) -> SyncMessage:
     """LearnerHandler.syncFollower's choice. The committed log is the last `commit_log_count`
     txns of the leader's log (as ZKDatabase.loadDataBase fills it); when it holds the whole log,
@@ -77,6 +82,11 @@ def choose_sync(
     # queueCommittedProposals
     kept = len(trunc_to(history, peer_last_zxid))
     rest = tuple(history[kept:])
+    if bug_diff_without_trunc:
+        # ZOOKEEPER-1154 (planted): ZooKeeper 3.3's LearnerHandler sent a DIFF of every txn
+        # above the follower's last zxid whenever that zxid lay in the committed log's range,
+        # without checking that the follower's txn is in the leader's log (no TRUNC first)
+        return Diff(peer_last_zxid, rest)
     if peer_last_zxid == 0 or (kept > 0 and history[kept - 1].zxid == peer_last_zxid):
         return Diff(peer_last_zxid, rest)
     if zxid_epoch(rest[0].zxid) != zxid_epoch(peer_last_zxid):
@@ -112,6 +122,7 @@ class LearnerHandler:
             peer_last,
             commit_log_count=peer.commit_log_count,
             force_snap=peer.force_snap_sync,
+            bug_diff_without_trunc=peer.bug_diff_without_trunc,
         )
         ld.forwarding.add(self.sid)
         return [
@@ -128,7 +139,8 @@ class Leader:
         self.ackepoch_recv: set[tuple[Sid, int, bool]] = set()
         self.ackld_recv: set[Sid] = set()
         self.forwarding: set[Sid] = set()
-        self.acks: set[tuple[Sid, int]] = set()
+        # zxid -> the sids that ACKed it; entries leave once the zxid commits
+        self.acks: dict[int, set[Sid]] = {}
         # learners whose connection is up (sent FOLLOWERINFO this term): what check_quorum counts
         self.learners: set[Sid] = set()
         self.handlers: dict[Sid, LearnerHandler] = {}
@@ -146,18 +158,24 @@ class Leader:
             h = self.handlers[j] = LearnerHandler(self, j)
         return h
 
-    def _can_commit(self, a: set[tuple[Sid, int]], zxid: int) -> bool:
-        by = {s for s, z in a if z == zxid}
+    def _can_commit(self, zxid: int) -> bool:
+        by = self.acks.get(zxid, set())
         if self.peer.bug_commit_no_quorum:
             return bool(by)
         return self.peer.is_quorum(by)
 
-    def _commit_point(self, a: set[tuple[Sid, int]]) -> int:
+    def _commit_point(self) -> int:
         h = self.peer.storage.history
         n = self.peer.last_committed
-        while n < len(h) and self._can_commit(a, h[n].zxid):
+        while n < len(h) and self._can_commit(h[n].zxid):
             n += 1
         return n
+
+    def _add_ack(self, j: Sid, zxid: int) -> None:
+        h, lc = self.peer.storage.history, self.peer.last_committed
+        if lc and zxid <= h[lc - 1].zxid:
+            return  # committed already (or older): it can no longer matter
+        self.acks.setdefault(zxid, set()).add(j)
 
     def _commit_upto(self, n: int) -> list[Effect]:
         """Commit history[lastCommitted:n]: COMMIT to every forwarded follower, then apply."""
@@ -166,6 +184,7 @@ class Leader:
         out: list[Effect] = []
         for t in h[peer.last_committed : n]:
             out.extend(Send(j, Commit(t.zxid)) for j in sorted(self.forwarding))
+            self.acks.pop(t.zxid, None)
         out.extend(peer.deliver(n))
         return out
 
@@ -288,7 +307,7 @@ class Leader:
         if peer.state is not ServerState.LEADING or peer.zab_state is not ZabState.BROADCAST:
             return peer.ignore("request-not-broadcasting", peer.sid)
         e = peer.current_epoch
-        c = sum(1 for t in peer.storage.history if t.epoch == e)
+        c = peer.storage.count_of_epoch(e)
         zxid = make_zxid(e, c + 1)
         txn = Txn(zxid, TxnHeader(client_id, cxid, zxid, time_ms, op_type), body)
         out = peer.storage.append([txn], fsync=False)
@@ -302,12 +321,11 @@ class Leader:
         peer = self.peer
         if peer.zab_state is not ZabState.BROADCAST:
             return []
-        durable = set(peer.storage.disk)
-        assert all(t in durable for t in new), "own ACK of a txn that is not durable"
-        a = self.acks | {(peer.sid, t.zxid) for t in new if t.epoch == peer.accepted_epoch}
-        self.acks = a
-        c = self._commit_point(a)
-        return self._commit_upto(c)
+        assert all(map(peer.storage.is_durable, new)), "ACK of a txn that is not durable"
+        for t in new:
+            if t.epoch == peer.accepted_epoch:
+                self._add_ack(peer.sid, t.zxid)
+        return self._commit_upto(self._commit_point())
 
     @spec_action("LeaderProcessACK")
     def process_ack(self, j: Sid, m: Ack) -> list[Effect]:
@@ -316,8 +334,8 @@ class Leader:
         before = peer.last_committed
         out: list[Effect] = []
         if peer.zab_state is ZabState.BROADCAST:
-            self.acks.add((j, m.zxid))
-            out = self._commit_upto(self._commit_point(self.acks))
+            self._add_ack(j, m.zxid)
+            out = self._commit_upto(self._commit_point())
         h = peer.storage.history
         out.append(
             peer.trace(

@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from zkref.core.quorum import QuorumSystem
 from zkref.core.spec_action import spec_action
-from zkref.core.zab.effects import Apply, Effect, Send, StateChanged, Trace
+from zkref.core.zab.effects import Apply, Effect, FsyncLog, Send, StateChanged, Trace
 from zkref.core.zab.follower import Follower
 from zkref.core.zab.leader import COMMIT_LOG_COUNT, Leader
 from zkref.core.zab.messages import (
@@ -44,7 +45,7 @@ from zkref.core.zab.messages import (
     ZabState,
 )
 from zkref.core.zab.storage import SyncRequestProcessor, last_zxid
-from zkref.core.zab.zxid import zxid_counter, zxid_epoch
+from zkref.core.zab.zxid import zxid_counter
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +74,18 @@ class QuorumPeer:
         bug_report_processed_zxid: bool = False,
         bug_count_stale_ackepoch: bool = False,
         bug_commit_no_quorum: bool = False,
+        bug_diff_without_trunc: bool = False,
+        bug_vote_before_flush: bool = False,
+        bug_commit_in_sync_npe: bool = False,
+        quorum: QuorumSystem | None = None,
     ) -> None:
         self.sid = sid
+        # the voters; a server not among them is an observer: a learner whose ACKs never count
+        # toward a quorum and that never leads (ZooKeeper's Observer, minus INFORM packets)
         self.servers = frozenset(servers)
-        assert sid in self.servers
+        self.is_observer = sid not in self.servers
+        # weighted / hierarchical quorums from zoo.cfg; None: a majority of `servers`
+        self.quorum = quorum
         self.commit_log_count = commit_log_count
         self.force_snap_sync = force_snap_sync
         self.sync_limit_ticks = sync_limit_ticks
@@ -87,6 +96,12 @@ class QuorumPeer:
         self.bug_report_processed_zxid = bug_report_processed_zxid
         self.bug_count_stale_ackepoch = bug_count_stale_ackepoch
         self.bug_commit_no_quorum = bug_commit_no_quorum
+        self.bug_diff_without_trunc = bug_diff_without_trunc
+        self.bug_vote_before_flush = bug_vote_before_flush
+        self.bug_commit_in_sync_npe = bug_commit_in_sync_npe
+        # ZOOKEEPER-4712 only: txns still queued in a SyncRequestProcessor that was not shut
+        # down when the server left FOLLOWING; written after its vote (`persisted`)
+        self.lingering: list[Txn] = []
         self.online = True
         self.state = ServerState.LOOKING
         self.zab_state = ZabState.ELECTION
@@ -96,6 +111,10 @@ class QuorumPeer:
         self.last_committed = 0
         self.role: Leader | Follower | None = None
         self.inbox: dict[Sid, deque[QuorumPacket]] = {}
+        # Trace records carry the spec variables after their action (`post`) for the trace
+        # checkers; a host that records no trace turns this off (the post-state is ~7 % of a
+        # member's CPU per write)
+        self.post_states = True
 
     def __repr__(self) -> str:
         return (
@@ -107,6 +126,8 @@ class QuorumPeer:
     # ------------------------------------------------------------------ views
 
     def is_quorum(self, sids: Iterable[Sid]) -> bool:
+        if self.quorum is not None:
+            return self.quorum.contains_quorum(sids)
         return 2 * len(set(sids) & self.servers) > len(self.servers)
 
     @property
@@ -140,6 +161,9 @@ class QuorumPeer:
                 self.bug_report_processed_zxid,
                 self.bug_count_stale_ackepoch,
                 self.bug_commit_no_quorum,
+                self.bug_diff_without_trunc,
+                self.bug_vote_before_flush,
+                self.bug_commit_in_sync_npe,
             )
         )
 
@@ -153,14 +177,14 @@ class QuorumPeer:
             "zabState": str(self.zab_state),
             "acceptedEpoch": self.accepted_epoch,
             "currentEpoch": self.current_epoch,
-            "history": [[zxid_epoch(t.zxid), zxid_counter(t.zxid)] for t in self.storage.history],
+            "history": self.storage.history_view(),
             "disk": len(self.storage.disk),
             "lastCommitted": self.last_committed,
             "nlPhase": str(self.nl_phase),
         }
 
     def trace(self, action: str, **params: Any) -> Trace:
-        return Trace(action, {"i": self.sid, **params}, self.post())
+        return Trace(action, {"i": self.sid, **params}, self.post() if self.post_states else {})
 
     def ignore(self, why: str, j: Sid) -> list[Effect]:
         """A packet whose action is disabled for good (stale or unexpected): dropped."""
@@ -183,6 +207,7 @@ class QuorumPeer:
     def lead(self) -> list[Effect]:
         """Election chose this server (spec ElectLeader, the leader's part)."""
         assert self.ready_to_vote(), self
+        assert not self.is_observer, "an observer never leads"
         self.state = ServerState.LEADING
         self.zab_state = ZabState.DISCOVERY
         self.role = Leader(self)
@@ -208,8 +233,26 @@ class QuorumPeer:
         self.role = None
         self.inbox.clear()
         out: list[Effect] = [StateChanged(ServerState.LOOKING, None)]
+        if self.online and self.bug_vote_before_flush:
+            out.extend(self._leave_queued_writes_behind())
         if self.online:
             out.extend(self.storage.request_fsync())
+        return out
+
+    def _leave_queued_writes_behind(self) -> list[Effect]:
+        """ZOOKEEPER-4712 (planted): Follower.shutdown does not shut its SyncRequestProcessor
+        down, so the vote is computed from what the log file holds while the txns still queued
+        are written later, after whatever the next leader syncs. Modelled as: the unwritten tail
+        leaves the log now (`TruncateLog` to the durable prefix) and is appended again at the
+        next flush (`persisted`)."""
+        st = self.storage
+        if st.synced() or st.history[: len(st.disk)] != st.disk:
+            return []
+        self.lingering.extend(st.history[len(st.disk) :])
+        kept = len(st.disk)
+        out = st.truncate(last_zxid(st.disk))
+        self.last_committed = min(self.last_committed, kept)
+        out.append(FsyncLog(last_zxid(self.lingering)))
         return out
 
     def link_down(self, peer: Sid) -> list[Effect]:
@@ -292,6 +335,10 @@ class QuorumPeer:
         if not self.online:
             return []
         out = self.storage.flush(self._next_processor)
+        if self.lingering:
+            # ZOOKEEPER-4712 (planted): the old SyncRequestProcessor writes what it had queued
+            late, self.lingering = self.lingering, []
+            out.extend(self.storage.append(late))
         if self.follower is not None:
             out.extend(self.follower.progress())
         out.extend(self._drain())
@@ -319,6 +366,7 @@ class QuorumPeer:
         self.accepted_epoch = durable.accepted_epoch
         self.current_epoch = durable.current_epoch
         self.storage.crash(durable.log)
+        self.lingering = []
         self.last_committed = 0
         out.append(self.trace("NodeCrash"))
         return out
