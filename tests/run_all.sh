@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 [ -e /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
+# Apache ZooKeeper's C client library and a compiler (tests/test_c_client.py)
+[ -e /usr/include/zookeeper/zookeeper.h ] || need_apt+=(libzookeeper-mt-dev)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   sudo_cmd=()

@@ -264,21 +264,11 @@ NULL_PATH_MULTIS: dict[str, bytes] = {
 
 @pytest.mark.parametrize("case", list(NULL_PATH_MULTIS))
 def test_multi_op_with_null_path_is_a_marshalling_error(
-    request: pytest.FixtureRequest, server: StandaloneServer, case: str
+    server: StandaloneServer, case: str
 ) -> None:
     """A path of length -1 (null) inside a multi: ZooKeeper fails the whole multi with
     MarshallingError (ReplyHeader err -5, a MultiResponse with no results) and keeps the
     connection; an empty path ("") is a per-op BadArguments instead (checked below)."""
-    if server.kind == "zkref":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="zkref bug: a null path in a multi op fails decoding, so zkref answers "
-                "MarshallingError with no body; ZooKeeper 3.8 decodes the multi (path = null), "
-                "its prep fails with an empty MultiTxn and FinalRequestProcessor answers -5 with "
-                "an empty MultiResponse (a multi that does not decode at all gets no body on both)",
-            )
-        )
     with session(server.port) as raw:
         reply = raw.call(11, OpCode.multi, NULL_PATH_MULTIS[case])
         assert isinstance(reply, Answer) and (reply.xid, reply.err) == (11, -5), reply

@@ -142,6 +142,8 @@ def parse(buf: bytes) -> list[Frame]:
     out: list[Frame] = []
     while len(buf) >= 4:
         (n,) = struct.unpack_from(">i", buf)
+        if len(buf) < 4 + n:
+            break  # the rest of this frame has not arrived yet (a split TCP read)
         f, buf = buf[4 : 4 + n], buf[4 + n :]
         xid, zxid, err = struct.unpack_from(">iqi", f)
         out.append((xid, zxid_kind(zxid), err, f[16:].hex()))

@@ -107,3 +107,47 @@ def test_hello_names_the_sid() -> None:
     assert decode_hello(encode_hello(5)) == 5
     with pytest.raises(QuorumDecodeError):
         decode_hello(struct.pack(">qqi", 1, 5, 0))
+
+
+def test_learner_packets_round_trip() -> None:
+    from zkref.core.effects import Forward
+    from zkref.core.member_packets import (
+        Assigned,
+        LearnerPacket,
+        LearnerRequest,
+        RevalidateAnswer,
+        RevalidateAsk,
+        SyncDone,
+    )
+    from zkref.server.quorum_codec import (
+        decode_learner_packet,
+        decode_ping,
+        encode_learner_packet,
+        encode_ping,
+        is_learner_packet,
+        is_ping,
+    )
+    from zkref.wire.constants import OpCode
+    from zkref.wire.records import ACL, CreateRequest, Id, SetDataRequest, SyncRequest
+
+    auth = (Id("ip", "127.0.0.1"), Id("digest", "u:h"))
+    acl = (ACL(31, Id("world", "anyone")),)
+    packets: list[LearnerPacket] = [
+        LearnerRequest(Forward(7, 3, int(OpCode.create), CreateRequest("/a", b"d", acl, 1), auth)),
+        LearnerRequest(Forward(7, 4, int(OpCode.setData), SetDataRequest("/a", None, 2), ())),
+        LearnerRequest(Forward(7, 0, int(OpCode.createSession), 4000, ())),
+        LearnerRequest(Forward(7, 5, int(OpCode.sync), SyncRequest("/"), auth)),
+        LearnerRequest(Forward(7, 6, int(OpCode.multi), None, auth, -5)),
+        RevalidateAsk(-(1 << 62), 30_000),
+        RevalidateAnswer(1 << 60, True),
+        RevalidateAnswer(9, False),
+        SyncDone(9, 12),
+        Assigned(9, 12, (3 << 32) | 17),
+    ]
+    for p in packets:
+        b = encode_learner_packet(p)
+        assert is_learner_packet(b) and not is_ping(b)
+        assert decode_learner_packet(b) == p
+    touches = {1: 4000, -(1 << 63): 30_000}
+    b = encode_ping(touches)
+    assert is_ping(b) and decode_ping(b) == touches

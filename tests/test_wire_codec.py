@@ -271,3 +271,28 @@ def test_mutated_golden_frames_only_raise_codec_errors(
         decode_reply(mutated, entry.get("op", OpCode.multi))
     with contextlib.suppress(DecodeError):
         decode_connect_request(mutated)
+
+
+def test_a_multi_with_a_null_op_path_is_told_apart_from_an_undecodable_one() -> None:
+    """ZooKeeper's jute reads a null path inside a multi (its prep then fails the multi with an
+    empty MultiResponse); bytes that do not form a multi at all are a plain DecodeError."""
+    import struct
+
+    import pytest
+
+    from zkref.wire import codec
+
+    def op(t: int, body: bytes) -> bytes:
+        return struct.pack(">i?i", t, False, -1) + body
+
+    end = struct.pack(">i?i", -1, True, -1)
+    check_null = op(13, struct.pack(">ii", -1, 5)) + end
+    with pytest.raises(codec.NullPathInMulti):
+        codec.decode_request(struct.pack(">ii", 11, 14) + check_null)
+    truncated = op(13, struct.pack(">i", -1))  # no version, no end marker
+    with pytest.raises(codec.DecodeError) as e:
+        codec.decode_request(struct.pack(">ii", 11, 14) + truncated)
+    assert not isinstance(e.value, codec.NullPathInMulti)
+    fine = op(13, struct.pack(">i", 1) + b"/" + struct.pack(">i", 5)) + end
+    _hdr, body = codec.decode_request(struct.pack(">ii", 11, 14) + fine)
+    assert body is not None

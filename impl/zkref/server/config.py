@@ -109,11 +109,16 @@ class ZooCfg:
     servers: tuple[ServerSpec, ...] = ()
     peer_type: str = "participant"
     read_only_mode_enabled: bool = False
+    # zkref's own: `sync` as a quorum round through the leader (docs/ensemble.md)
+    linearizable_sync: bool = False
     # -- quorum hook (zkref.core.quorum, zkref.conform.quorum_z3) -----------------------------
     # group.G=a:b:c as (G, (a, b, c)) and weight.N as (N, w), in file order; empty: majority.
     groups: tuple[tuple[int, tuple[int, ...]], ...] = ()
     weights: tuple[tuple[int, int], ...] = ()
     # -- end quorum hook --------------------------------------------------------------------
+    # -- UNSAFE, test-only planted bug (docs/chaos.md): off by default, never in production --
+    # zkref.unsafe.ackBeforeQuorum: an ensemble leader answers a write when it proposes it.
+    unsafe_ack_before_quorum: bool = False
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -126,6 +131,11 @@ class ZooCfg:
         return QuorumHierarchical.of(
             {g: members for g, members in self.groups}, dict(self.weights), voters
         )
+
+    @property
+    def unsafe_modes(self) -> list[str]:
+        """The zoo.cfg keys of the planted bugs that are on (to be logged loudly)."""
+        return ["zkref.unsafe.ackBeforeQuorum"] if self.unsafe_ack_before_quorum else []
 
     @property
     def min_session_timeout(self) -> int:
@@ -240,6 +250,9 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "syncLimit": ("sync_limit_ticks", _int(1)),
     "peerType": ("peer_type", str),
     "readonlymode.enabled": ("read_only_mode_enabled", _bool),
+    "linearizableSync": ("linearizable_sync", _bool),
+    # UNSAFE, test-only (the chaos harness's planted bug); not a ZooKeeper key
+    "zkref.unsafe.ackBeforeQuorum": ("unsafe_ack_before_quorum", _bool),
 }
 
 

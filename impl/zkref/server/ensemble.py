@@ -4,6 +4,9 @@ Writes one zoo.cfg and one myid per member under the data directory, starts
 `python -m zkref server --config <member>/zoo.cfg` for each, prints the connect string and the
 leader once one is elected, and stops every member on Ctrl-C or SIGTERM.
 
+With `--trace-dir DIR` every member records its spec actions in `DIR/member-<sid>.ndjson`
+(`zkref.server.tracing`); `zkref trace merge DIR` makes one trace of them.
+
 Ports: with `--base-port P`, member i (1-based) has client port P+i-1, quorum port P+100+i-1
 and election port P+200+i-1; without it, free ports are picked.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import zkref
 from zkref.server.fourletter import send_word
+from zkref.server.tracing import TRACE_DIR_ENV
 
 _IMPL_DIR = str(Path(zkref.__file__).resolve().parents[1])
 
@@ -35,6 +39,7 @@ class Member:
     quorum_port: int
     election_port: int
     dir: Path
+    role: str = "participant"  # or "observer"
 
     @property
     def cfg_path(self) -> Path:
@@ -55,7 +60,10 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def plan(size: int, data_dir: Path, base_port: int | None = None) -> list[Member]:
+def plan(
+    size: int, data_dir: Path, base_port: int | None = None, observers: int = 0
+) -> list[Member]:
+    """`size` members; the last `observers` of them are observers."""
     if base_port is None:
         ports = free_ports(3 * size)
         cp, qp, ep = ports[:size], ports[size : 2 * size], ports[2 * size :]
@@ -63,7 +71,17 @@ def plan(size: int, data_dir: Path, base_port: int | None = None) -> list[Member
         cp = [base_port + i for i in range(size)]
         qp = [base_port + 100 + i for i in range(size)]
         ep = [base_port + 200 + i for i in range(size)]
-    return [Member(i + 1, cp[i], qp[i], ep[i], data_dir / f"member{i + 1}") for i in range(size)]
+    return [
+        Member(
+            i + 1,
+            cp[i],
+            qp[i],
+            ep[i],
+            data_dir / f"member{i + 1}",
+            "observer" if i >= size - observers else "participant",
+        )
+        for i in range(size)
+    ]
 
 
 def write_configs(
@@ -75,7 +93,11 @@ def write_configs(
     extra: dict[str, str] | None = None,
 ) -> None:
     """zoo.cfg + myid per member, as ZooKeeper's own ensemble layout."""
-    lines = [f"server.{m.sid}=127.0.0.1:{m.quorum_port}:{m.election_port}" for m in members]
+    lines = [
+        f"server.{m.sid}=127.0.0.1:{m.quorum_port}:{m.election_port}"
+        + (":observer" if m.role == "observer" else "")
+        for m in members
+    ]
     for m in members:
         m.dir.mkdir(parents=True, exist_ok=True)
         (m.dir / "myid").write_text(f"{m.sid}\n")
@@ -88,6 +110,7 @@ def write_configs(
             "clientPortAddress=127.0.0.1",
             "4lw.commands.whitelist=*",
             *(f"{k}={v}" for k, v in (extra or {}).items()),
+            *(["peerType=observer"] if m.role == "observer" else []),
             *lines,
         ]
         m.cfg_path.write_text("\n".join(cfg) + "\n")
@@ -110,9 +133,12 @@ def member_command(m: Member, log_level: str = "INFO") -> list[str]:
     ]
 
 
-def member_env() -> dict[str, str]:
+def member_env(trace_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_IMPL_DIR, env.get("PYTHONPATH")) if p)
+    env.pop(TRACE_DIR_ENV, None)
+    if trace_dir is not None:
+        env[TRACE_DIR_ENV] = str(trace_dir)
     return env
 
 
@@ -130,7 +156,7 @@ def mode_of(m: Member, timeout_s: float = 2.0) -> str | None:
 
 class LocalEnsemble:
     """N member processes on 127.0.0.1: start, kill -9, stop, ask their mode. Each member's
-    output goes to `<member dir>/zkref.log`."""
+    output goes to `<member dir>/zkref.log`. With `trace_dir`, members record traces there."""
 
     def __init__(
         self,
@@ -141,8 +167,11 @@ class LocalEnsemble:
         tick_time_ms: int = 500,
         log_level: str = "INFO",
         extra_cfg: dict[str, str] | None = None,
+        observers: int = 0,
+        trace_dir: Path | None = None,
     ) -> None:
-        self.members = plan(size, data_dir, base_port)
+        self.members = plan(size, data_dir, base_port, observers)
+        self.trace_dir = trace_dir
         self.by_sid = {m.sid: m for m in self.members}
         self.log_level = log_level
         write_configs(self.members, tick_time_ms=tick_time_ms, extra=extra_cfg)
@@ -160,7 +189,7 @@ class LocalEnsemble:
             with open(m.dir / "zkref.log", "ab") as out:
                 self.procs[m.sid] = subprocess.Popen(
                     member_command(m, self.log_level),
-                    env=member_env(),
+                    env=member_env(self.trace_dir),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -210,7 +239,8 @@ class LocalEnsemble:
             want = sids if sids is not None else [s for s in self.by_sid if self.running(s)]
             modes = self.modes(sids=want)
             leaders = [s for s, m in modes.items() if m == "leader"]
-            if len(leaders) == 1 and all(m in ("leader", "follower") for m in modes.values()):
+            serving = ("leader", "follower", "observer")
+            if len(leaders) == 1 and all(m in serving for m in modes.values()):
                 return leaders[0]
             time.sleep(0.02)
         raise TimeoutError(f"no serving ensemble within {deadline_s}s: modes {modes}")
@@ -229,10 +259,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Start N zkref members on 127.0.0.1 and stop them all on Ctrl-C.",
     )
     p.add_argument("--size", type=int, default=3, help="number of members (default 3)")
+    p.add_argument(
+        "--observers", type=int, default=0, help="how many of them are observers (default 0)"
+    )
     p.add_argument("--base-port", type=int, help="first client port (default: free ports)")
     p.add_argument("--data-dir", type=Path, help="where members keep their data (default: tmp)")
     p.add_argument("--tick-time", type=int, default=500, help="tickTime in ms (default 500)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--trace-dir", type=Path, help="members record NDJSON traces here")
     return p
 
 
@@ -241,13 +275,22 @@ def main(argv: list[str]) -> int:
     if a.size < 2:
         print("zkref ensemble: --size must be at least 2 (use `zkref server` for one)")
         return 2
+    if not 0 <= a.observers <= a.size - 2:
+        print("zkref ensemble: --observers must leave at least two voting members")
+        return 2
     data_dir: Path = (
         a.data_dir.resolve()
         if a.data_dir is not None
         else Path(tempfile.mkdtemp(prefix="zkref-ensemble-"))
     )
     ens = LocalEnsemble(
-        a.size, data_dir, base_port=a.base_port, tick_time_ms=a.tick_time, log_level=a.log_level
+        a.size,
+        data_dir,
+        base_port=a.base_port,
+        tick_time_ms=a.tick_time,
+        log_level=a.log_level,
+        observers=a.observers,
+        trace_dir=None if a.trace_dir is None else a.trace_dir.resolve(),
     )
     stop = False
 
@@ -261,6 +304,8 @@ def main(argv: list[str]) -> int:
         ens.start()
         print(f"zkref ensemble of {a.size} in {data_dir}", flush=True)
         print(f"connect string: {ens.connect_string}", flush=True)
+        if ens.trace_dir is not None:
+            print(f"traces: {ens.trace_dir} (zkref trace merge; zkref trace validate)", flush=True)
         announced: int | None = None
         while not stop:
             for m in ens.members:

@@ -38,12 +38,21 @@ from typing import Any
 
 from zkref.core.datatree import DataTree
 from zkref.core.effects import Effect as ClientEffect
-from zkref.core.effects import Persist
+from zkref.core.effects import Forward, Persist, Revalidate, SyncReady
 from zkref.core.election.fle import Decided, FastLeaderElection
 from zkref.core.election.fle import Effect as FleEffect
 from zkref.core.election.fle import Send as FleSend
 from zkref.core.election.fle import ServerState as FleState
 from zkref.core.election.fle import Sid as FleSid
+from zkref.core.member import LeaderCore, LearnerCore, ReadOnlyCore
+from zkref.core.member_packets import (
+    Assigned,
+    LearnerPacket,
+    LearnerRequest,
+    RevalidateAnswer,
+    RevalidateAsk,
+    SyncDone,
+)
 from zkref.core.server import CoreConfig, ServerCore
 from zkref.core.zab.effects import (
     AppendTxns,
@@ -67,10 +76,13 @@ from zkref.server.quorum import ElectionLinks, PeerAddress, QuorumConn, dial, re
 from zkref.server.quorum_codec import (
     PING_PACKET,
     QuorumDecodeError,
+    decode_learner_packet,
     decode_notification,
     decode_packet,
-    encode_notification,
-    encode_packet,
+    decode_ping,
+    encode_learner_packet,
+    encode_ping,
+    is_learner_packet,
     is_ping,
 )
 from zkref.server.server import ZkServer
@@ -82,6 +94,7 @@ from zkref.server.storage import (
     list_files,
     scan_log_file,
 )
+from zkref.server.tracing import MemberTracer
 from zkref.wire.records import CloseSessionTxn, CreateSessionTxn, TxnBody, TxnHeader
 
 log = logging.getLogger("zkref.peer")
@@ -248,6 +261,16 @@ class LeaderReached:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnerIn:
+    """A learner's client traffic (REQUEST, REVALIDATE) at the leader, or the leader's answers
+    (SYNC, REVALIDATE) at a learner: through the input queue, in order with the Zab packets of
+    the same link (a SYNC must not overtake the COMMITs before it)."""
+
+    conn: QuorumConn
+    msg: LearnerPacket
+
+
+@dataclass(frozen=True, slots=True)
 class ElectionTick:
     zab: bool
 
@@ -269,16 +292,28 @@ Input = (
     | LeaderReached
     | ElectionTick
     | ClientPropose
+    | LearnerIn
 )
 
 
-class LeaderClientPort(ZkServer):
-    """The leader's client port: the standalone server's connections and `ServerCore` on the
-    replicated tree, with every `Persist` proposed through Zab instead of logged here; the txn
-    is applied (and answered) when Zab commits it (`Apply` -> `ServerCore.persisted`)."""
+class MemberClientPort(ZkServer):
+    """A member's client port: the standalone server's connections around the member's core.
 
-    def __init__(self, host: PeerHost) -> None:
+    - leader (`LeaderCore`): every `Persist` is proposed through Zab instead of logged here; the
+      txn is applied (and answered) when Zab commits it (`Apply` -> `ServerCore.persisted`);
+      `SyncReady` becomes a SYNC packet to that learner;
+    - follower (`LearnerCore`): `Forward`/`Revalidate` go to the leader as REQUEST/REVALIDATE;
+      committed txns arrive as `Apply` -> `LearnerCore.apply_committed`;
+    - read-only (`ReadOnlyCore`): nothing leaves the member.
+    """
+
+    core: ServerCore
+
+    def __init__(self, host: PeerHost, role: str, key: tuple[str, int, int]) -> None:
         self.host = host
+        self.role = role
+        self.key = key
+        self._flush_scheduled = False
         super().__init__(host.cfg, server_id=host.myid)
 
     def _restore(self) -> ServerCore:
@@ -294,23 +329,52 @@ class LeaderClientPort(ZkServer):
             secret=h.secret,
             start_ms=self.now_ms(),
         )
-        return ServerCore(core_cfg, tree=h.tree, sessions=h.sessions)
+        if self.role == "leader":
+            return LeaderCore(
+                core_cfg,
+                tree=h.tree,
+                sessions=h.sessions,
+                linearizable_sync=cfg.linearizable_sync,
+            )
+        if self.role in ("follower", "observer"):
+            return LearnerCore(core_cfg, tree=h.tree, match_by_zxid=True)
+        assert self.role == "read-only", self.role
+        return ReadOnlyCore(core_cfg, tree=h.tree, sessions=h.sessions)
 
     def run_effects(self, effects: list[ClientEffect]) -> None:
         rest: list[ClientEffect] = []
+        h = self.host
         for e in effects:
-            if isinstance(e, Persist):
-                if rest:
-                    super().run_effects(rest)
-                    rest = []
-                self.host.queue.put_nowait(ClientPropose(self.core, e.hdr, e.txn))
-            else:
+            if not isinstance(e, Persist | Forward | Revalidate | SyncReady):
                 rest.append(e)
+                continue
+            if rest:  # keep the order: what came before this effect goes first
+                super().run_effects(rest)
+                rest = []
+            match e:
+                case Persist():
+                    h.queue.put_nowait(ClientPropose(self.core, e.hdr, e.txn))
+                case Forward():
+                    h.to_leader(LearnerRequest(e))
+                case Revalidate():
+                    h.to_leader(RevalidateAsk(e.session_id, e.timeout_ms))
+                case SyncReady():
+                    h.to_learner(e.learner, SyncDone(e.session_id, e.xid))
         if rest:
             super().run_effects(rest)
 
+    def flush_soon(self) -> None:
+        """Replies of the txns applied while the host handles its inputs leave together."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
     def snapshot(self) -> fourletter.Snapshot:
-        return replace(super().snapshot(), mode="leader")
+        return replace(super().snapshot(), mode=self.role, read_only=self.role == "read-only")
 
 
 # ---------------------------------------------------------------------- the host
@@ -318,8 +382,6 @@ class LeaderClientPort(ZkServer):
 
 class PeerHost:
     def __init__(self, cfg: ZooCfg, myid: int) -> None:
-        if any(s.role != "participant" for s in cfg.servers):
-            raise ConfigError("observers are not supported by the zkref ensemble yet")
         self.cfg = cfg
         self.myid = myid
         self.addrs = {
@@ -328,20 +390,32 @@ class PeerHost:
         if myid not in self.addrs:
             raise ConfigError(f"myid {myid} has no server.{myid} line")
         sids = sorted(self.addrs)
+        voters = sorted(s.sid for s in cfg.servers if s.role == "participant")
+        me_spec = next(s for s in cfg.servers if s.sid == myid)
+        if (me_spec.role == "observer") != (cfg.peer_type == "observer"):
+            raise ConfigError(
+                f"server.{myid} is a{'n' if me_spec.role == 'observer' else ''} {me_spec.role} "
+                f"but peerType is {cfg.peer_type}"
+            )
+        self.observer = me_spec.role == "observer"
         self.disk = PeerDisk(cfg)
         self.peer = QuorumPeer(
             Sid(myid),
-            [Sid(s) for s in sids],
+            [Sid(s) for s in voters],
             durable=self.disk.durable(),
             sync_limit_ticks=cfg.sync_limit_ticks,
+            quorum=cfg.quorum,
         )
         self.fle = FastLeaderElection(
             FleSid(myid),
-            [FleSid(s) for s in sids],
+            [FleSid(s) for s in voters],
+            quorum=cfg.quorum,
             finalize_wait_ticks=FINALIZE_WAIT_TICKS,
             min_notification_interval_ticks=MIN_NOTIFICATION_TICKS,
             max_notification_interval_ticks=MAX_NOTIFICATION_TICKS,
         )
+        self.tracer = MemberTracer.from_env(myid, voters, self.peer.post())  # ZKREF_TRACE_DIR
+        self.peer.post_states = self.tracer.out is not None
         self.tree = DataTree(extended_types_enabled=cfg.extended_types_enabled)
         self.applied: list[Txn] = []
         self.sessions: dict[int, int] = {}  # from the applied createSession/closeSession txns
@@ -350,8 +424,11 @@ class PeerHost:
         self.secret = hashlib.sha256(
             ("zkref-ensemble:" + ",".join(map(str, sids))).encode()
         ).digest()
-        self.client_port: LeaderClientPort | None = None
+        self.client_port: MemberClientPort | None = None
+        # learner packets that reached us before our client port opened (leader)
+        self.learner_backlog: list[LearnerIn] = []
         self.core_zxids: set[int] = set()  # txns the leader's ServerCore handed to Zab
+        self.acked_early: set[int] = set()  # zkref.unsafe.ackBeforeQuorum (test-only)
         self._listener: asyncio.Server | None = None
         self._fsync_pending = False  # a deferred FsyncLog (group commit)
         self._since_fsync = 0
@@ -422,6 +499,7 @@ class PeerHost:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.disk.close()
+        self.tracer.close()
         log.info("stopped")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -435,11 +513,16 @@ class PeerHost:
 
     def _ping_links(self) -> None:
         """Straight from the timer, not through the input queue: a member busy with a long
-        fsync still shows it is alive (as ZooKeeper's separate socket threads do)."""
+        fsync still shows it is alive (as ZooKeeper's separate socket threads do). A learner's
+        ping carries the sessions its clients touched (Learner.ping's session list)."""
         for c in self.learners.values():
             c.send(PING_PACKET)
         if self.leader_conn is not None:
-            self.leader_conn.send(PING_PACKET)
+            cp = self.client_port
+            if cp is not None and isinstance(cp.core, LearnerCore):
+                self.leader_conn.send(encode_ping(cp.core.take_touches()))
+            else:
+                self.leader_conn.send(PING_PACKET)
 
     async def _ticker(self) -> None:
         per_zab = max(1, round(self.cfg.tick_time_ms / 1000 / ELECTION_TICK_S))
@@ -497,6 +580,61 @@ class PeerHost:
                 await self._leader_reached(item)
             case ClientPropose():
                 await self._propose(item)
+            case LearnerIn():
+                if self._current(item.conn):
+                    self._learner_packet(item)
+
+    def _learner_packet(self, item: LearnerIn) -> None:
+        cp = self.client_port
+        m = item.msg
+        now = _now_ms()
+        if self.peer.leader is not None:
+            if cp is None or not isinstance(cp.core, LeaderCore):
+                self.learner_backlog.append(item)  # served once our client port opens
+                return
+            core = cp.core
+            match m:
+                case LearnerRequest():
+                    try:
+                        effects = core.receive_forwarded(item.conn.sid, m.fwd, now)
+                    except Exception:
+                        log.exception("forwarded request %r from %d", m.fwd, item.conn.sid)
+                        return
+                    for e in effects:
+                        if isinstance(e, Persist):
+                            # before its PROPOSAL, on the same link (LearnerCore.assigned)
+                            a = Assigned(e.hdr.client_id, e.hdr.cxid, e.hdr.zxid)
+                            item.conn.send(encode_learner_packet(a))
+                    cp.run_effects(effects)
+                case RevalidateAsk():
+                    ok = core.revalidate(item.conn.sid, m.session_id, m.timeout_ms, now)
+                    item.conn.send(encode_learner_packet(RevalidateAnswer(m.session_id, ok)))
+                case _:
+                    log.warning("unexpected %r from learner %d", m, item.conn.sid)
+        elif cp is not None and isinstance(cp.core, LearnerCore):
+            core_l = cp.core
+            match m:
+                case RevalidateAnswer():
+                    cp.core_call(core_l.revalidated, m.session_id, m.valid, now)
+                case SyncDone():
+                    cp.core_call(core_l.sync_done, m.session_id, m.xid, now)
+                case Assigned():
+                    core_l.assigned(m.session_id, m.xid, m.zxid)
+                case _:
+                    log.warning("unexpected %r from the leader", m)
+        else:
+            return  # our clients are gone (we stopped serving): so are their requests
+        cp.flush_soon()
+
+    def to_leader(self, m: LearnerPacket) -> None:
+        fl = self.peer.follower
+        if fl is not None:
+            self._send_quorum(fl.leader, encode_learner_packet(m))
+
+    def to_learner(self, sid: int, m: LearnerPacket) -> None:
+        conn = self.learners.get(sid)
+        if conn is not None:
+            conn.send(encode_learner_packet(m))
 
     async def _propose(self, item: ClientPropose) -> None:
         ld = self.peer.leader
@@ -509,7 +647,10 @@ class PeerHost:
         zxids = [t.zxid for e in effects if isinstance(e, AppendTxns) for t in e.txns]
         # ServerCore numbers its txns from make_zxid(epoch, 0), as Zab does: they must agree
         assert zxids == [item.hdr.zxid], (zxids, item.hdr)
-        self.core_zxids.add(item.hdr.zxid)
+        if self.cfg.unsafe_ack_before_quorum:
+            self._unsafe_ack_now(cp, item.hdr.zxid)
+        else:
+            self.core_zxids.add(item.hdr.zxid)
         await self._run_zab(effects)
 
     def _current(self, conn: QuorumConn) -> bool:
@@ -560,13 +701,13 @@ class PeerHost:
         """Sends only (start_election): no decision can come out of it."""
         for e in effects:
             assert isinstance(e, FleSend), e
-            self.election.send(e.to, encode_notification(e.msg))
+            self.election.send(e.to, self.tracer.notification(e.msg))
 
     async def _run_fle_async(self, effects: list[FleEffect]) -> None:
         for e in effects:
             match e:
                 case FleSend():
-                    self.election.send(e.to, encode_notification(e.msg))
+                    self.election.send(e.to, self.tracer.notification(e.msg))
                 case Decided():
                     await self._decided(e)
 
@@ -575,7 +716,8 @@ class PeerHost:
         log.info("election decided: %s, leader %d (%.3f s)", d.state, d.leader, took)
         if d.state is FleState.LEADING:
             await self._run_zab(self.peer.lead())
-        elif d.state is FleState.FOLLOWING:
+        elif d.state in (FleState.FOLLOWING, FleState.OBSERVING):
+            # an observer follows too; the leader never counts its ACKs (QuorumPeer.is_quorum)
             await self._run_zab(self.peer.follow(Sid(d.leader)))
         else:
             raise AssertionError(f"unexpected decision {d}")
@@ -605,10 +747,11 @@ class PeerHost:
         loop = asyncio.get_running_loop()
         write = self.disk.write_epoch
         fsynced = False
+        self.tracer.effects(effects, self.peer.post)
         for i, e in enumerate(effects):
             match e:
                 case Send():
-                    self._send_quorum(e.to, encode_packet(e.msg))
+                    self._send_quorum(e.to, self.tracer.packet(e.msg))
                 case AppendTxns():
                     self.disk.append(e.txns)
                 case FsyncLog() if not any(
@@ -650,14 +793,29 @@ class PeerHost:
     def _apply(self, t: Txn) -> None:
         cp = self.client_port
         if cp is not None and t.zxid in self.core_zxids:
-            # the leader's own client txn: ServerCore applies it to the tree and answers
+            # the leader's own txn: its ServerCore applies it to the tree and answers
             self.core_zxids.discard(t.zxid)
             cp.core_call(cp.core.persisted, t.zxid, cp.now_ms())
-            cp.flush()
+            cp.flush_soon()
+        elif t.zxid in self.acked_early:
+            self.acked_early.discard(t.zxid)  # applied (and answered) by _unsafe_ack_now
+        elif cp is not None and isinstance(cp.core, LearnerCore):
+            # a follower: apply, fire watches, answer the request if it was forwarded from here
+            cp.core_call(cp.core.apply_committed, t.hdr, t.body, cp.now_ms())
+            cp.flush_soon()
         else:
             self.tree.apply(t.hdr, t.body)
         self.applied.append(t)
         self._track_session(t)
+
+    def _unsafe_ack_now(self, cp: MemberClientPort, zxid: int) -> None:
+        """PLANTED BUG, test-only (zoo.cfg `zkref.unsafe.ackBeforeQuorum=true`, docs/chaos.md):
+        apply the leader's own txn to the tree and answer the client now, before any quorum
+        ACK or fsync. A leader killed before its followers log the txn loses an acknowledged
+        write. (A leader that steps down alive keeps such txns in its tree: not repaired.)"""
+        self.acked_early.add(zxid)
+        cp.core_call(cp.core.persisted, zxid, cp.now_ms())
+        cp.flush()
 
     def _track_session(self, t: Txn) -> None:
         if isinstance(t.body, CreateSessionTxn):
@@ -682,30 +840,71 @@ class PeerHost:
             reuse_address=True,
         )
 
-    async def _sync_client_port(self) -> None:
+    def _wanted_port(self) -> tuple[str, int, int] | None:
+        """(role, leader, epoch): a new leader or epoch means a new client port, as ZooKeeper
+        shuts its ZooKeeperServer down whenever the peer leaves its role."""
+        role = self._wanted_role()
+        if role is None:
+            return None
+        return role, -1 if self.leader_sid is None else self.leader_sid, self.peer.current_epoch
+
+    def _wanted_role(self) -> str | None:
+        """Which client port this member should run now (ZooKeeper: which ZooKeeperServer
+        QuorumPeer.run has started): leader/follower once Zab is in BROADCAST, read-only after
+        max(2 s, tickTime) of LOOKING when readonlymode.enabled, else none."""
         p = self.peer
-        serving = p.leader is not None and p.zab_state is ZabState.BROADCAST
-        if serving and self.client_port is None:
-            if p.last_committed != len(p.storage.history):
-                return  # the previous epoch's txns are not all applied yet
-            if self._listener is not None:
-                self._listener.close()
-                await self._listener.wait_closed()
-                self._listener = None
+        if p.zab_state is ZabState.BROADCAST:
+            if p.leader is not None:
+                # the previous epoch's txns must all be applied before we start serving
+                cp = self.client_port
+                serving = cp is not None and cp.key[0] == "leader" and cp.key[2] == p.current_epoch
+                caught_up = p.last_committed == len(p.storage.history)
+                return "leader" if serving or caught_up else None
+            if p.follower is not None:
+                return "observer" if self.observer else "follower"
+        if (
+            self.cfg.read_only_mode_enabled
+            and p.state is ServerState.LOOKING
+            and time.monotonic() - self.looking_since >= max(2.0, self.cfg.tick_time_ms / 1000)
+        ):
+            return "read-only"
+        return None
+
+    async def _sync_client_port(self) -> None:
+        key = self._wanted_port()
+        want = None if key is None else key[0]
+        cp = self.client_port
+        if cp is not None and cp.key == key:
+            return
+        if cp is not None:
+            self.client_port = None
+            await cp.stop()
+            log.info("member %d stopped serving clients as %s", self.myid, cp.role)
+        if want is None:
+            if self._listener is None:
+                await self._open_listener()
+            return
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+            self._listener = None
+        p = self.peer
+        if want == "leader":
             # ZooKeeper's Leader.lead: zk.setZxid(makeZxid(epoch, 0)) before serving
             self.tree.last_processed_zxid = max(
                 self.tree.last_processed_zxid, make_zxid(p.current_epoch, 0)
             )
             self.core_zxids = set()
-            cp = LeaderClientPort(self)
-            await cp.start()
-            self.client_port = cp
-            log.info("member %d serves clients as leader of epoch %d", self.myid, p.current_epoch)
-        elif not serving and self.client_port is not None:
-            cp, self.client_port = self.client_port, None
-            await cp.stop()
-            await self._open_listener()
-            log.info("member %d stopped serving clients", self.myid)
+        assert key is not None
+        cp = MemberClientPort(self, want, key)
+        await cp.start()
+        self.client_port = cp
+        log.info("member %d serves clients as %s (epoch %d)", self.myid, want, p.current_epoch)
+        if want == "leader":
+            backlog, self.learner_backlog = self.learner_backlog, []
+            for item in backlog:
+                if self._current(item.conn):
+                    self._learner_packet(item)
 
     def _send_quorum(self, to: Sid, body: bytes) -> None:
         if self.peer.leader is not None:
@@ -724,6 +923,7 @@ class PeerHost:
         match e.state:
             case ServerState.LOOKING:
                 self._close_quorum_links()
+                self.learner_backlog.clear()
             case ServerState.LEADING:
                 waiting = list(self.waiting_learners.values())
                 self.waiting_learners.clear()
@@ -752,11 +952,32 @@ class PeerHost:
 
     # --- links
     def _on_election_frame(self, sid: int, body: bytes) -> None:
+        self.tracer.on_notification(body)
         self.queue.put_nowait(ElectionIn(sid, body))
 
     def _on_quorum_frame(self, conn: QuorumConn, body: bytes) -> None:
         if is_ping(body):
-            return  # the link is alive; that is all a PING says here
+            # the link is alive; a learner's ping also names the sessions it kept alive
+            cp = self.client_port
+            if cp is not None and isinstance(cp.core, LeaderCore) and self._current(conn):
+                try:
+                    touches = decode_ping(body)
+                except QuorumDecodeError as e:
+                    log.warning("bad ping from %d: %s", conn.sid, e)
+                    return
+                if touches:
+                    cp.core.touch_sessions(touches, _now_ms())
+            return
+        if is_learner_packet(body):
+            try:
+                lp = decode_learner_packet(body)
+            except QuorumDecodeError as e:
+                log.warning("bad learner packet from %d: %s", conn.sid, e)
+                conn.close()
+                return
+            self.queue.put_nowait(LearnerIn(conn, lp))
+            return
+        self.tracer.on_packet(body)
         try:
             msg = decode_packet(body)
         except QuorumDecodeError as e:
@@ -777,6 +998,7 @@ class PeerHost:
                 read_frame(reader), self.cfg.init_limit_ticks * self.cfg.tick_time_ms / 1000
             )
             first = decode_packet(body) if body is not None else None
+            self.tracer.on_packet(body)
         except (OSError, TimeoutError, QuorumDecodeError) as e:
             log.info("learner connection refused: %s", e)
             w.close()
@@ -801,7 +1023,7 @@ class PeerHost:
         self.queue.put_nowait(LeaderReached(conn, leader))
         self._spawn(self._pump(conn), f"zkref-leader-link-{leader}")
 
-    # --- client port: four-letter words only (clients are served from milestone 3 on)
+    # --- the client port while no client port runs: four-letter words only
     async def _accept_client(self, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readexactly(4), 10)
@@ -820,6 +1042,8 @@ class PeerHost:
         p = self.peer
         if p.zab_state is not ZabState.BROADCAST:
             return None
+        if p.state is ServerState.FOLLOWING and self.observer:
+            return "observer"
         return {ServerState.LEADING: "leader", ServerState.FOLLOWING: "follower"}.get(p.state)
 
     def four_letter(self, word: str) -> str:

@@ -206,10 +206,25 @@ class QuorumConn:
         self.writer = w
         self.reading = asyncio.Event()  # set when the host wants this link's packets
         self.closed = False
+        self._out: list[bytes] = []
 
     def send(self, body: bytes) -> None:
-        if not self.closed:
-            _write(self.writer, frame(body))
+        """Queue a frame; the frames queued while the host handles its inputs leave together
+        (one write) when the event loop next runs callbacks, in order."""
+        if self.closed:
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(LEN.pack(len(body)))
+        self._out.append(body)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and not self.closed:
+            _write(self.writer, b"".join(out))
+
+    def is_closed(self) -> bool:
+        return self.closed
 
     def close(self) -> None:
         self.closed = True
@@ -223,12 +238,29 @@ class QuorumConn:
         `idle_timeout_s` counts as broken: both ends send PINGs more often than that (as
         ZooKeeper's sockets time out after syncLimit ticks without a packet)."""
         await self.reading.wait()
+        buf = bytearray()
+        unpack = LEN.unpack_from
         try:
             while not self.closed:
-                body = await asyncio.wait_for(read_frame(self.reader), idle_timeout_s)
-                if body is None:
+                async with asyncio.timeout(idle_timeout_s):
+                    chunk = await self.reader.read(1 << 16)
+                if not chunk:
                     return
-                on_frame(self, body)
+                buf += chunk
+                at = 0
+                end = len(buf)
+                while end - at >= 4:
+                    (n,) = unpack(buf, at)
+                    if n < 0 or n > MAX_FRAME:
+                        raise QuorumDecodeError(f"frame length {n}")
+                    if end - at - 4 < n:
+                        break
+                    body = bytes(buf[at + 4 : at + 4 + n])
+                    at += 4 + n
+                    on_frame(self, body)
+                    if self.is_closed():
+                        return  # the host closed the link in on_frame
+                del buf[:at]
         except TimeoutError:
             log.info("quorum link to %d: silent for %.1f s, closing it", self.sid, idle_timeout_s)
         except (OSError, QuorumDecodeError) as e:

@@ -11,18 +11,32 @@ Rules:
 - a notification is ZooKeeper 3.8's layout (`int state, long leader, long zxid, long
   electionEpoch, long peerEpoch, int version, int configLength`); the sender's sid is the link's;
 - a link opens with ZooKeeper's initial message: `long protocolVersion (-65536), long sid,
-  int addressLength, address`.
+  int addressLength, address`;
+- only when the members record traces (`zkref.server.tracing`) a packet or notification is
+  followed by a 12-byte trailer, `b"zkLC"` and the sender's Lamport clock (long), after the
+  record's last field; readers find it by the record's own length and otherwise ignore it, and
+  untraced bytes are exactly the layouts above.
 This module decides nothing: it only turns records into bytes and back.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Final
+from collections.abc import Mapping
+from typing import Final, cast
 
+from zkref.core.effects import Forward
 from zkref.core.election.fle import Notification
 from zkref.core.election.fle import ServerState as FleState
 from zkref.core.election.fle import Sid as FleSid
+from zkref.core.member_packets import (
+    Assigned,
+    LearnerPacket,
+    LearnerRequest,
+    RevalidateAnswer,
+    RevalidateAsk,
+    SyncDone,
+)
 from zkref.core.zab.messages import (
     Ack,
     AckEpoch,
@@ -41,11 +55,21 @@ from zkref.core.zab.messages import (
     UpToDate,
 )
 from zkref.core.zab.zxid import make_zxid, zxid_epoch
-from zkref.wire.codec import decode_txn, encode_txn
+from zkref.wire.codec import (
+    DecodeError,
+    Request,
+    decode_request,
+    decode_txn,
+    encode_request,
+    encode_txn,
+)
+from zkref.wire.constants import OpCode
+from zkref.wire.records import Id
 
 LEN: Final = struct.Struct(">i")
 _HEAD: Final = struct.Struct(">iq")  # type, zxid
 _INT: Final = struct.Struct(">i")
+_II: Final = struct.Struct(">ii")
 _LONG: Final = struct.Struct(">q")
 _NOTIF: Final = struct.Struct(">iqqqqii")
 _HELLO: Final = struct.Struct(">qqi")
@@ -121,6 +145,42 @@ def decode_notification(b: bytes, sid: int) -> Notification:
         sid=FleSid(sid),
         peer_epoch=peer_epoch,
     )
+
+
+# ---------------------------------------------------------------------- Lamport trailer
+
+LAMPORT_TAG: Final = b"zkLC"
+_TRAILER: Final = struct.Struct(">4sq")
+
+
+def with_lamport(body: bytes, clock: int) -> bytes:
+    """`body` (a whole packet or notification) followed by the Lamport trailer."""
+    return body + _TRAILER.pack(LAMPORT_TAG, clock)
+
+
+def _trailer(b: bytes, end: int) -> int | None:
+    if len(b) - end != _TRAILER.size:
+        return None
+    tag, clock = _TRAILER.unpack_from(b, end)
+    return int(clock) if tag == LAMPORT_TAG else None
+
+
+def packet_lamport(b: bytes) -> int | None:
+    """The Lamport clock after a quorum packet's jute record, None when there is none."""
+    try:
+        (size,) = _INT.unpack_from(b, _HEAD.size)
+        return _trailer(b, _HEAD.size + 4 + max(size, 0) + 4)
+    except struct.error:
+        return None
+
+
+def notification_lamport(b: bytes) -> int | None:
+    """The Lamport clock after a notification (and its config bytes), None when none."""
+    try:
+        cfg_len = _NOTIF.unpack_from(b)[-1]
+        return _trailer(b, _NOTIF.size + max(cfg_len, 0))
+    except struct.error:
+        return None
 
 
 # ---------------------------------------------------------------------- quorum packets
@@ -246,3 +306,140 @@ def _decode_packet(b: bytes) -> QuorumPacket:
             return Proposal(_read_txn(data))
         case _:
             raise QuorumDecodeError(f"packet {ptype.name} is not used by zkref")
+
+
+# ---------------------------------------------------------------------- learner client traffic
+# Not Zab: what a follower's client port exchanges with the leader's (ZooKeeper's REQUEST,
+# REVALIDATE, SYNC and the session list in a learner's PING). The host handles these itself;
+# the Zab cores never see them.
+
+
+ASSIGNED_TYPE: Final = 100
+_LEARNER_TYPES: Final = frozenset(
+    {int(PacketType.REQUEST), int(PacketType.REVALIDATE), int(PacketType.SYNC), ASSIGNED_TYPE}
+)
+_QII: Final = struct.Struct(">qii")
+_QIII: Final = struct.Struct(">qiii")
+_QI: Final = struct.Struct(">qi")
+_QB: Final = struct.Struct(">q?")
+_CREATE_SESSION: Final = int(OpCode.createSession)
+
+
+def _w_ustr(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return _INT.pack(len(b)) + b
+
+
+def _r_ustr(b: bytes, at: int) -> tuple[str, int]:
+    (n,) = _INT.unpack_from(b, at)
+    at += 4
+    if n < 0 or at + n > len(b):
+        raise QuorumDecodeError(f"bad string length {n}")
+    return b[at : at + n].decode("utf-8"), at + n
+
+
+def encode_learner_packet(m: LearnerPacket) -> bytes:
+    auth = b""
+    n_auth = 0
+    match m:
+        case LearnerRequest(fwd=f):
+            ptype = PacketType.REQUEST
+            if f.op == _CREATE_SESSION:
+                body = _INT.pack(f.body if isinstance(f.body, int) else 0)
+            elif f.body is None:
+                body = b""
+            else:
+                # the request record's bytes: encode_request's frame less length, xid and type
+                body = encode_request(f.xid, f.op, cast(Request, f.body))[12:]
+            data = _QIII.pack(f.session_id, f.xid, f.op, f.err) + body
+            n_auth = len(f.auth)
+            auth = b"".join(_w_ustr(i.scheme) + _w_ustr(i.id) for i in f.auth)
+        case RevalidateAsk():
+            ptype = PacketType.REVALIDATE
+            data = _QI.pack(m.session_id, m.timeout_ms)
+        case RevalidateAnswer():
+            ptype = PacketType.REVALIDATE
+            data = _QB.pack(m.session_id, m.valid)
+        case SyncDone():
+            ptype = PacketType.SYNC
+            data = _QI.pack(m.session_id, m.xid)
+        case Assigned():
+            return (
+                _HEAD.pack(ASSIGNED_TYPE, m.zxid)
+                + _buffer(_QI.pack(m.session_id, m.xid))
+                + (_INT.pack(0))
+            )
+    return _HEAD.pack(int(ptype), 0) + _buffer(data) + _INT.pack(n_auth) + auth
+
+
+def is_learner_packet(b: bytes) -> bool:
+    return len(b) >= 4 and _INT.unpack_from(b)[0] in _LEARNER_TYPES
+
+
+def decode_learner_packet(b: bytes) -> LearnerPacket:
+    try:
+        return _decode_learner_packet(b)
+    except (struct.error, ValueError, IndexError, UnicodeDecodeError) as e:
+        if isinstance(e, QuorumDecodeError):
+            raise
+        raise QuorumDecodeError(f"bad learner packet: {e}") from e
+
+
+def _decode_learner_packet(b: bytes) -> LearnerPacket:
+    t, zxid = _HEAD.unpack_from(b, 0)
+    at = _HEAD.size
+    (size,) = _INT.unpack_from(b, at)
+    at += 4
+    if size < 0 or at + size > len(b):
+        raise QuorumDecodeError(f"bad data length {size}")
+    if t == ASSIGNED_TYPE:
+        sid_, xid_ = _QI.unpack(b[at : at + size])
+        return Assigned(sid_, xid_, zxid)
+    data = b[at : at + size]
+    at += size
+    (n_auth,) = _INT.unpack_from(b, at)
+    at += 4
+    ids: list[Id] = []
+    for _ in range(n_auth):
+        scheme, at = _r_ustr(b, at)
+        ident, at = _r_ustr(b, at)
+        ids.append(Id(scheme, ident))
+    if t == PacketType.REQUEST:
+        sid, xid, op, err = _QIII.unpack_from(data)
+        rest = data[_QIII.size :]
+        body: object | None
+        if op == _CREATE_SESSION:
+            (body,) = _INT.unpack_from(rest)
+        elif not rest and err != 0:
+            body = None
+        else:
+            try:
+                _hdr, body = decode_request(_II.pack(xid, op) + rest)
+            except DecodeError as e:
+                raise QuorumDecodeError(f"forwarded request: {e}") from e
+        return LearnerRequest(Forward(sid, xid, op, body, tuple(ids), err))
+    if t == PacketType.REVALIDATE:
+        if len(data) == _QI.size:
+            return RevalidateAsk(*_QI.unpack(data))
+        sid, valid = _QB.unpack(data)
+        return RevalidateAnswer(sid, valid)
+    if t == PacketType.SYNC:
+        return SyncDone(*_QI.unpack(data))
+    raise QuorumDecodeError(f"packet type {t} is not a learner packet")
+
+
+def encode_ping(touches: Mapping[int, int]) -> bytes:
+    """A learner's PING: the sessions its clients touched since the last one, with timeouts."""
+    data = b"".join(_QI.pack(sid, timeout) for sid, timeout in touches.items())
+    return _HEAD.pack(int(PacketType.PING), 0) + _buffer(data) + _INT.pack(0)
+
+
+def decode_ping(b: bytes) -> dict[int, int]:
+    at = _HEAD.size
+    (size,) = _INT.unpack_from(b, at)
+    if size <= 0:
+        return {}
+    data = b[at + 4 : at + 4 + size]
+    if len(data) != size or size % _QI.size:
+        raise QuorumDecodeError(f"ping data of {size} bytes")
+    return {sid: timeout for sid, timeout in _QI.iter_unpack(data)}

@@ -23,7 +23,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, assert_never, cast
 
-from zkref.core.effects import Close, Effect, Notify, Persist, Reply, SendConnectResponse
+from zkref.core.effects import (
+    Close,
+    Effect,
+    Forward,
+    Notify,
+    Persist,
+    Reply,
+    Revalidate,
+    SendConnectResponse,
+    SyncReady,
+)
 from zkref.core.server import CoreConfig, ServerCore
 from zkref.server import fourletter
 from zkref.server.config import ZooCfg
@@ -124,7 +134,10 @@ class _Conn(asyncio.Protocol):
                 # ZooKeeper answers MarshallingError and keeps the connection.
                 log.info("malformed request from %s:%d: %s", *self.peer, e)
                 xid, op = _XID_OP.unpack_from(frame)
-                server.core_call(core.receive_malformed, cid, RequestHeader(xid, op), now, conn=cid)
+                multi = isinstance(e, codec.NullPathInMulti)
+                server.core_call(
+                    core.receive_malformed, cid, RequestHeader(xid, op), now, multi, conn=cid
+                )
                 continue
             try:
                 effects = core.receive_request(cid, hdr, body, now)
@@ -179,6 +192,8 @@ class ZkServer:
             prealloc_bytes=cfg.prealloc_kb * 1024,
         )
         self.core: ServerCore = self._restore()
+        for key in cfg.unsafe_modes:  # planted bugs for the chaos harness (docs/chaos.md)
+            log.warning("UNSAFE TEST-ONLY MODE %s=true: acknowledged writes can be LOST", key)
 
     # --- start-up -----------------------------------------------------------------------
     def _restore(self) -> ServerCore:
@@ -333,6 +348,9 @@ class ZkServer:
                             c.transport.close()
                 case Reply():
                     raise AssertionError("unreachable: handled above")
+                case Forward() | Revalidate() | SyncReady():
+                    # an ensemble member's client port executes these (peer_host.MemberClientPort)
+                    raise AssertionError(f"{eff!r} reached a standalone server")
                 case _:
                     assert_never(eff)
 

@@ -148,6 +148,12 @@ class UnknownOpCode(WireError):
         self.header = RequestHeader(xid, op)
 
 
+class NullPathInMulti(DecodeError):
+    """A multi whose ops decode, but with a null path: ZooKeeper's jute reads it, its prep fails
+    the whole multi (MarshallingError with an empty MultiResponse, where a multi that does not
+    decode at all gets no body)."""
+
+
 class FrameTooLarge(WireError):
     """A frame length < 0 or > jute.maxbuffer ("Len error" in ZooKeeper): close the connection."""
 
@@ -754,8 +760,37 @@ def _read_multi(b: bytes, o: int, types: dict[int, type], what: str) -> tuple[tu
 
 
 def _r_multi_request(b: bytes, o: int) -> tuple[MultiRequest, int]:
-    ops, o = _read_multi(b, o, _MULTI_OP_TYPES, "multi")
-    return MultiRequest(ops), o
+    try:
+        ops, end = _read_multi(b, o, _MULTI_OP_TYPES, "multi")
+    except DecodeError:
+        if _decodes_with_null_paths(b, o):
+            raise NullPathInMulti("a null path in a multi op") from None
+        raise
+    return MultiRequest(ops), end
+
+
+def _decodes_with_null_paths(b: bytes, o: int) -> bool:
+    """Would the multi at `o` decode if its null (-1) op paths were empty strings? Jute reads a
+    null path where ZooKeeper's prep then fails; every multi op record starts with its path."""
+    patched = bytearray(b)
+    nulls = 0
+    while True:
+        if o + 9 > len(patched):
+            return False
+        typ, done, _err = _MULTI_HEADER.unpack_from(patched, o)
+        o += 9
+        if done:
+            return nulls > 0
+        cls = _MULTI_OP_TYPES.get(typ)
+        if cls is None or o + 4 > len(patched):
+            return False
+        if _int_unpack_from(patched, o)[0] == -1:
+            patched[o : o + 4] = b"\0\0\0\0"
+            nulls += 1
+        try:
+            _, o = _READERS[cls](bytes(patched), o)
+        except (DecodeError, struct.error, IndexError):
+            return False
 
 
 def _r_multi_read_request(b: bytes, o: int) -> tuple[MultiReadRequest, int]:
