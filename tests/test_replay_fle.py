@@ -3,7 +3,8 @@
 The CI model is tests/fixtures/fle/MCFLE_2srv.cfg (2 servers, 1 restart): TLC dumps it in a few
 seconds, every edge is covered and replayed with the disabled-action check. The large models
 (MCFLE_epochs, MCFLE_liveness) are run by `python -m zkref.conform.replay_fle run` and their
-figures kept in docs/conformance.md; their stored paths are replayed here by name.
+figures kept in docs/conformance.md; their stored paths are replayed here by name, strictly
+(one core call per spec step, the finalize wait's end included).
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ import networkx as nx
 import pytest
 
 from zkref.conform.pathcover import cover
-from zkref.conform.replay import load_path, path_from_graph, replay
-from zkref.conform.replay_fle import (
-    FleBinding,
-    cfg_constant,
-    replay_stored,
-    run_model,
-    trace_dir,
-)
+from zkref.conform.replay import cfg_constant, load_path, path_from_graph, replay, trace_dir
+from zkref.conform.replay_fle import FleBinding, replay_stored, run_model
 from zkref.conform.stategraph import load_model_graph, stats
+from zkref.core.election import Effect, FastLeaderElection, Notification, Requeue
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fle" / "MCFLE_2srv.cfg"
+# the same model with vote resends (FLENotmsgTimeout, MaxResends = 2)
+RESEND_FIXTURE = Path(__file__).parent / "fixtures" / "fle" / "MCFLE_2srv_resend.cfg"
 
 pytestmark = pytest.mark.java
 
@@ -42,6 +40,7 @@ def test_small_model_graph() -> None:
     assert st.initial == 1
     assert set(st.actions) == {
         "FLEHandleNotmsg",
+        "FLEFinalizeWaitNotmsg",
         "FLEReplyDecided",
         "FLEWaitNewNotmsg",
         "FLERestart",
@@ -53,7 +52,7 @@ def test_small_model_graph() -> None:
 def test_every_edge_replays_cleanly_with_disabled_checks(tmp_path: Path) -> None:
     report = run_model("MCFLE_2srv", cfg_file=FIXTURE, graph=graph(), store=3, out_dir=tmp_path)
     assert report.cover["edge_coverage"] == 1.0
-    assert report.cover["actions_covered"] == 4
+    assert report.cover["actions_covered"] == 5
     assert report.clean == report.replayed > 0, report.divergences[:3]
     assert report.validated_edges == report.graph["edges"]
     # stored paths replay by name, from their small JSON files
@@ -135,17 +134,107 @@ def test_stored_paths_replay_by_name(name: str) -> None:
         assert str(r.divergence) == expected
 
 
-@pytest.mark.skipif("MCFLE_liveness-00005" not in STORED, reason="stored path not present")
-def test_finding_unwait_is_one_core_call_for_two_spec_steps() -> None:
-    """Finding (docs/conformance.md): during the finalize wait a better notification takes two
-    spec steps (FLEHandleNotmsg ends the wait and leaves it queued; the next FLEHandleNotmsg of
-    the same pair handles it); the core does both in one call. Strictly, step 9 diverges; with
-    the binding told about the coarser step (`merge_unwait`), the whole path refines the spec."""
-    name = "MCFLE_liveness-00005"
-    strict = replay_stored(name)
-    assert strict.divergence is not None
-    assert str(strict.divergence).startswith(f"{name}: step 9 FLEHandleNotmsg(3, 1): variable ")
-    f = trace_dir() / "MCFLE_liveness" / f"{name}.json"
-    merged = replay(load_path(f), FleBinding(max_restarts=0, merge_unwait=True))
-    assert merged.ok, str(merged.divergence)
-    assert merged.merged == 1
+def _interrupted_waits() -> list[tuple[str, int]]:
+    """Stored paths with a better vote during a finalize wait: a FLEFinalizeWaitNotmsg step
+    that changes `waiting` and leaves `msgs` alone (the notification stays queued)."""
+    out = []
+    for name in STORED:
+        doc = json.loads((trace_dir() / name.rsplit("-", 1)[0] / f"{name}.json").read_text())
+        for k, st in enumerate(doc["steps"], 1):
+            if st["action"] == "FLEFinalizeWaitNotmsg" and set(st["changed"]) == {"waiting"}:
+                out.append((name, k))
+                break
+    return out
+
+
+class _OneCallCore(FastLeaderElection):
+    """The planted granularity mistake (the core before 2026-11): a better vote during the
+    finalize wait is handled in the same call that ends the wait."""
+
+    def finalize_wait_notification(self, n: Notification) -> list[Effect | Requeue]:
+        out = super().finalize_wait_notification(n)
+        if out == [Requeue(n)]:
+            return list(self.process_notification(n))
+        return out
+
+
+class _OneCallBinding(FleBinding):
+    def reset(self, initial: Any) -> None:
+        super().reset(initial)
+        for core in self.cores.values():
+            core.__class__ = _OneCallCore
+
+
+def test_better_vote_during_the_wait_is_two_steps_in_core_and_spec() -> None:
+    """Spec FLEFinalizeWaitNotmsg (the wait ends, the notification stays queued) then a later
+    FLEHandleNotmsg: the core takes the same two steps, so the strict replay passes; a core that
+    does both in one call is rejected at the first of them."""
+    found = _interrupted_waits()
+    assert found, "no stored path has a better vote during the finalize wait"
+    for name, _ in found:
+        assert replay_stored(name).ok
+    name, k = found[0]
+    doc = json.loads((trace_dir() / name.rsplit("-", 1)[0] / f"{name}.json").read_text())
+    r = replay(load_path(trace_dir() / doc["model"] / f"{name}.json"), _OneCallBinding())
+    assert r.divergence is not None and r.divergence.step == k, str(r.divergence)
+    assert str(r.divergence.call).startswith("FLEFinalizeWaitNotmsg(")
+
+
+# ------------------------------------------------------------------ resends (FLENotmsgTimeout)
+
+
+@functools.cache
+def resend_graph() -> nx.MultiDiGraph:
+    return load_model_graph("MCFLE", "MCFLE_2srv_resend", cfg_file=RESEND_FIXTURE)
+
+
+def test_resend_model_replays_cleanly_with_disabled_checks(tmp_path: Path) -> None:
+    """FLENotmsgTimeout is reachable (the model's graph has it) and every edge replays on the
+    cores: the binding lets i's resend timer run out only while nothing is in flight to i and
+    MaxResends is not used up, and the disabled check finds the core silent elsewhere (in the
+    finalize wait, decided)."""
+    assert cfg_constant(RESEND_FIXTURE.read_text(), "MaxResends") == 2
+    g = resend_graph()
+    assert "FLENotmsgTimeout" in stats(g).actions
+    report = run_model(
+        "MCFLE_2srv_resend", cfg_file=RESEND_FIXTURE, graph=g, store=1, out_dir=tmp_path
+    )
+    assert report.cover["edge_coverage"] == 1.0
+    assert report.cover["actions_covered"] == 6
+    assert report.clean == report.replayed > 0, report.divergences[:3]
+    assert report.validated_edges == report.graph["edges"]
+    (name,) = report.stored
+    doc = json.loads((tmp_path / "MCFLE_2srv_resend" / f"{name}.json").read_text())
+    assert doc["max_resends"] == 2
+    assert replay_stored(str(tmp_path / "MCFLE_2srv_resend" / f"{name}.json")).ok
+
+
+class _ResendWhileWaitingCore(FastLeaderElection):
+    """The planted bug: the resend timer also runs during the finalize wait (ZooKeeper's inner
+    loop polls with finalizeWait and never resends)."""
+
+    def notification_timeout(self) -> list[Effect]:
+        waiting, self.waiting = self.waiting, False
+        out = super().notification_timeout()
+        self.waiting = waiting
+        return out
+
+
+class _ResendWhileWaitingBinding(FleBinding):
+    def reset(self, initial: Any) -> None:
+        super().reset(initial)
+        for core in self.cores.values():
+            core.__class__ = _ResendWhileWaitingCore
+
+
+def test_resend_during_the_finalize_wait_is_rejected() -> None:
+    g = resend_graph()
+    checked: set[str] = set()
+    for k, nodes in enumerate(cover(g, max_len=40).paths):
+        path = path_from_graph(g, nodes, f"MCFLE_2srv_resend-{k:05d}")
+        binding = _ResendWhileWaitingBinding(max_restarts=1, max_resends=2)
+        r = replay(path, binding, graph=g, check_disabled=True, checked_nodes=checked)
+        if r.divergence is not None:
+            assert "FLENotmsgTimeout" in str(r.divergence), str(r.divergence)
+            return
+    raise AssertionError("a resend during the finalize wait was not caught")

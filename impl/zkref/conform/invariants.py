@@ -223,3 +223,139 @@ def violations(v: ZabVars) -> dict[str, str]:
         if detail is not None:
             out[name] = detail
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# spec/Sessions.tla
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTxn:
+    """An entry of Sessions.tla's `log`: type is createSession | closeSession | create."""
+
+    type: str
+    sid: int
+    conn: int  # the connection that sent it (0: the tracker's expiry)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsVars:
+    """Sessions.tla's variables (those its invariants read). `ephemerals[s]` stands for the
+    spec's Ephemerals(s) and is read from server s's data tree, not replayed from the log."""
+
+    servers: tuple[int, ...]
+    log: tuple[SessionTxn, ...]
+    applied: dict[int, int]
+    ephemerals: dict[int, frozenset[tuple[str, int]]]
+    tracker: frozenset[int]
+    cstate: dict[int, str]
+    csid: dict[int, int]
+    cserver: dict[int, int]
+    last_zxid_seen: dict[int, int]
+    conns: frozenset[tuple[int, int, int]]  # (id, sid, at)
+    cwatch: dict[int, int]  # -1: no watch
+    # MZxid(s): the last applied log entry that created or deleted Path at s (the spec's
+    # Touches: a create, or the close of the session that owned it)
+    mzxid: dict[int, int]
+    # the spec's ExistWatch(c) and "Ephemerals(s) /= {}", read off the implementation
+    # (WatchNotLost's exception: ZooKeeper's documented exist-watch hole)
+    cwatch_on_absent: dict[int, bool]  # the watch was set while the node did not exist
+    node_exists: dict[int, bool]  # server s has the node now
+
+    def live(self, s: int) -> set[int]:
+        """Live(s): the sessions of the log prefix server s applied."""
+        out: set[int] = set()
+        for t in self.log[: self.applied[s]]:
+            if t.type == "createSession":
+                out.add(t.sid)
+            elif t.type == "closeSession":
+                out.discard(t.sid)
+        return out
+
+
+def SessionNeverRevived(v: SessionsVars) -> str | None:
+    """A closed session never comes back: nothing of it after its closeSession, and no client
+    is connected on it where it is closed.
+
+    A repeated closeSession is allowed, as in the spec: ZooKeeper's PrepRequestProcessor does
+    not check the session of a closeSession (the tracker's expiry queues one without owning
+    it), so a client's close forwarded before the tracker expired the session is logged after
+    the expiry's closeSession; it changes nothing and revives nothing (witness model
+    MCSessions_witness_NoRepeatedClose)."""
+    closed: dict[int, int] = {}
+    for k, t in enumerate(v.log, 1):
+        if t.sid in closed and t.type != "closeSession":
+            return f"log[{k}] {t.type} of session {t.sid:#x} after its closeSession"
+        if t.type == "closeSession":
+            closed[t.sid] = k
+    for c, st in v.cstate.items():
+        if st == "CONNECTED" and v.csid[c] not in v.live(v.cserver[c]):
+            return f"client {c} connected on session {v.csid[c]:#x}, not live at {v.cserver[c]}"
+    return None
+
+
+def NoOrphanEphemeral(v: SessionsVars) -> str | None:
+    """In every server's applied state, each ephemeral's owner is a live session."""
+    for s in v.servers:
+        live = v.live(s)
+        for path, owner in sorted(v.ephemerals[s]):
+            if owner not in live:
+                return f"server {s}: ephemeral {path} of session {owner:#x}, not live"
+    return None
+
+
+def MonotonicClientView(v: SessionsVars) -> str | None:
+    """A client never talks to a server that is behind a zxid it has seen."""
+    for c, st in v.cstate.items():
+        s = v.cserver.get(c)
+        if st == "CONNECTED" and s is not None and v.last_zxid_seen[c] > v.applied[s]:
+            return f"client {c} saw log[{v.last_zxid_seen[c]}], server {s} applied {v.applied[s]}"
+    return None
+
+
+def SessionMovedSafety(v: SessionsVars) -> str | None:
+    """A request from a connection is never executed after its session moved to a newer
+    connection (SESSIONMOVED)."""
+    for k, t in enumerate(v.log, 1):
+        if t.type != "create":
+            continue
+        for rid, sid, at in sorted(v.conns):
+            if sid == t.sid and rid > t.conn and at < k:
+                return (
+                    f"log[{k}] create from connection {t.conn} of session {sid:#x}, which"
+                    f" connection {rid} took over at log length {at}"
+                )
+    return None
+
+
+def WatchNotLost(v: SessionsVars) -> str | None:
+    """A connected client's watch is armed only if its server applied no change to the node
+    since the watch was set (otherwise the event was delivered).
+
+    One exception, as in the spec: ZooKeeper's documented hole (Programmer's Guide, ZooKeeper
+    Watches): "a watch for the existence of a znode not yet created will be missed if the znode
+    is created and deleted while disconnected" -- setWatches re-arms an exist watch and fires it
+    only if the node exists now (spec: ClientReconnect, ExistWatch; witness model
+    MCSessions_witness_NoExistWatchHole)."""
+    for c, st in v.cstate.items():
+        s = v.cserver.get(c)
+        if st == "CONNECTED" and v.cwatch[c] != -1 and s is not None and v.mzxid[s] > v.cwatch[c]:
+            if v.cwatch_on_absent[c] and not v.node_exists[s]:
+                continue  # created and deleted while disconnected: missed, as documented
+            return (
+                f"client {c}'s watch set at log[{v.cwatch[c]}] still armed; server {s} changed"
+                f" the node at log[{v.mzxid[s]}]"
+            )
+    return None
+
+
+SESSIONS_INVARIANTS: dict[str, Callable[[SessionsVars], str | None]] = {
+    f.__name__: f
+    for f in (
+        SessionNeverRevived,
+        NoOrphanEphemeral,
+        MonotonicClientView,
+        SessionMovedSafety,
+        WatchNotLost,
+    )
+}

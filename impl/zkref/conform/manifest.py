@@ -24,7 +24,8 @@ class ModelEntry:
     name: str
     module: str
     spec: str
-    kind: str  # "correct" | "planted" | "historical"
+    kind: str  # "correct" | "planted" | "historical" | "witness" (the correct spec must violate
+    # `violated`: a behaviour the spec allows is reachable)
     ci: bool
     expect: Outcome
     violated: str | None

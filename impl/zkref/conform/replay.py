@@ -9,9 +9,6 @@ Rules:
 - After the initial state and after every step, the binding's refinement mapping must equal
   TLC's state on every variable the binding maps; the first difference is reported with the
   step, the action call and the variable path (e.g. `recvVotes[2][3].round`).
-- A binding may define `merges_next(call) -> bool`: the core is known to do this spec step and
-  the next one (the same call) in one method call; if the path's next step is that call, the
-  mapping is compared after it. Bindings keep this off by default, so the mismatch is reported.
 - Disabled actions (`check_disabled`): at every state of the path, each call that the
   environment could issue there (`binding.candidates()`) but that has no edge in the graph
   (the spec does not enable it) is tried on a copy of the implementation; it must return no
@@ -19,22 +16,39 @@ Rules:
   which a replay of enabled steps alone never exercises. A binding's optional
   `within_model(spec_vars) -> bool` states the model's CONSTRAINT: a trial that leaves it has
   no edge because TLC pruned the successor, not because the spec disables the action.
+- `run_model` is the one driver for a model: dump TLC's state graph, cover it with paths, replay
+  each on a fresh binding, store a few paths as small JSON (the first ones of the cover, then the
+  diverging ones) that `replay_stored` replays by name. A spec's module (`replay_fle`,
+  `replay_zab`) passes its binding factory, path projection and stored-path metadata.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+import hashlib
 import itertools
 import json
+import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import networkx as nx
 
-from zkref.conform.stategraph import LAST_ACTION, ModelValue, parse_value, state_vars
+from zkref.conform.pathcover import cover
+from zkref.conform.stategraph import (
+    LAST_ACTION,
+    ModelValue,
+    load_model_graph,
+    parse_value,
+    state_vars,
+    stats,
+)
+from zkref.conform.tlc import repo_root
 from zkref.core.spec_action import REGISTRY
 
 
@@ -281,7 +295,6 @@ class ReplayResult:
     steps: int  # steps that matched the spec (all of them when ok)
     divergence: Divergence | None
     disabled_checked: int = 0
-    merged: int = 0  # pairs of spec steps done by one core call (`Binding.merges_next`)
 
     @property
     def ok(self) -> bool:
@@ -349,12 +362,7 @@ def replay(
     d0 = compare(path.initial, binding.spec_vars())
     if d0:
         return ReplayResult(path.name, 0, Divergence(path.name, 0, None, *d0))
-    merges_next = getattr(binding, "merges_next", None)
-    merged = 0
-    steps = path.steps
-    k = 1
-    while k <= len(steps):
-        step = steps[k - 1]
+    for k, step in enumerate(path.steps, 1):
         node = path.nodes[k - 1] if len(path.nodes) >= k else ""
         if check_disabled and not (checked_nodes is not None and node in checked_nodes):
             enabled = _enabled_calls(graph, node)
@@ -362,33 +370,21 @@ def replay(
                 bad, n = _check_disabled(binding, enabled, path, k - 1)
                 checked += n
                 if bad:
-                    return ReplayResult(path.name, k - 1, bad, checked, merged)
+                    return ReplayResult(path.name, k - 1, bad, checked)
                 if checked_nodes is not None:
                     checked_nodes.add(node)
-        # a documented coarser step: one call of the core does this spec step and the next
-        # (same call), so the mapping is compared after the second
-        last = k
-        if (
-            merges_next is not None
-            and k < len(steps)
-            and steps[k].call == step.call
-            and merges_next(step.call)
-        ):
-            last, merged = k + 1, merged + 1
         try:
             disp = binding.dispatch(step.call)
             method = registered_method(step.call.action, disp.target)
         except (DispatchError, KeyError, IndexError, ValueError) as e:
             div = Divergence(path.name, k, step.call, "<dispatch>", None, str(e), "dispatch")
-            return ReplayResult(path.name, k - 1, div, checked, merged)
+            return ReplayResult(path.name, k - 1, div, checked)
         result = method(*disp.args, **disp.kwargs)
         binding.after(step.call, result)
-        d = compare(steps[last - 1].state, binding.spec_vars())
+        d = compare(step.state, binding.spec_vars())
         if d:
-            div = Divergence(path.name, last, step.call, *d)
-            return ReplayResult(path.name, k - 1, div, checked, merged)
-        k = last + 1
-    return ReplayResult(path.name, len(steps), None, checked, merged)
+            return ReplayResult(path.name, k - 1, Divergence(path.name, k, step.call, *d), checked)
+    return ReplayResult(path.name, len(path.steps), None, checked)
 
 
 def replay_all(
@@ -399,3 +395,197 @@ def replay_all(
     check_disabled: bool = False,
 ) -> list[ReplayResult]:
     return [replay(p, make_binding(), graph=graph, check_disabled=check_disabled) for p in paths]
+
+
+# --------------------------------------------------------------------------- models, storage
+
+
+def cfg_constant(cfg_text: str, name: str) -> int | None:
+    """An integer constant assigned in a cfg (`MaxRestarts = 1`)."""
+    m = re.search(rf"^\s*{name}\s*=\s*(\d+)\s*$", cfg_text, re.MULTILINE)
+    return int(m.group(1)) if m else None
+
+
+def trace_dir(root: Path | None = None) -> Path:
+    """Where stored paths live: `traces/tlc/<model>/<model>-<index>.json`."""
+    return (root or repo_root()) / "traces" / "tlc"
+
+
+def find_stored(name: str, root: Path | None = None) -> Path:
+    """A stored path by name (`MCZab_replay-00012`) or file."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    model = name.rsplit("-", 1)[0]
+    f = trace_dir(root) / model / f"{name}.json"
+    if not f.is_file():
+        raise FileNotFoundError(f"no stored path {name} (looked for {f})")
+    return f
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReport:
+    model: str
+    graph: dict[str, object]
+    cover: dict[str, object]
+    replayed: int
+    clean: int
+    validated_edges: int  # distinct edges replayed with the mapping equal after them
+    disabled_checked: int  # spec-disabled calls tried on a copy (all left the cores alone)
+    divergences: tuple[str, ...]
+    stored: tuple[str, ...]
+    seconds: dict[str, float]
+
+    @property
+    def action_coverage(self) -> float:
+        c = self.cover
+        return int(str(c["actions_covered"])) / max(1, int(str(c["actions_total"])))
+
+    def as_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
+        return d | {"divergences": list(self.divergences), "stored": list(self.stored)}
+
+
+def _identity(path: SpecPath) -> SpecPath:
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTarget:
+    """What a spec's module tells the driver: its TLA+ model module and spec file, a fresh
+    binding per path, the projection of a graph path onto what the binding replays, and the
+    metadata its stored paths carry (so that `replay_stored` rebuilds the same binding)."""
+
+    module: str  # "MCFLE": the MC module the cfg instantiates
+    spec: str  # "FastLeaderElection": spec/<spec>.tla
+    make_binding: Callable[[], Binding]
+    meta: Mapping[str, Any]
+    replay_command: str  # the CLI that replays a stored path: `<replay_command> <name>`
+    store_diverging: int
+    project: Callable[[SpecPath], SpecPath] = _identity
+
+
+class RunOptions(TypedDict, total=False):
+    """`run_model`'s knobs, passed through by the spec modules' `run_model`."""
+
+    max_len: int
+    max_paths: int | None
+    store: int
+    out_dir: Path | None
+    check_disabled: bool
+    graph: nx.MultiDiGraph | None
+
+
+def run_model(
+    cfg: Path,
+    target: ReplayTarget,
+    *,
+    name: str | None = None,
+    max_len: int = 60,
+    max_paths: int | None = None,
+    store: int = 0,
+    out_dir: Path | None = None,
+    check_disabled: bool = True,
+    graph: nx.MultiDiGraph | None = None,
+) -> ModelReport:
+    """Dump the graph of model `cfg`, cover it with paths of at most `max_len` steps (at most
+    `max_paths` of them), replay every path on a fresh binding; store the first `store` paths
+    of the cover and up to `target.store_diverging` diverging ones under `out_dir/<model>/`,
+    each with its verdict and the command that replays it. The model's name is `name`, or the
+    cfg's stem."""
+    name = name or cfg.stem
+    spec_text = (repo_root() / "spec" / f"{target.spec}.tla").read_bytes()
+    t0 = time.monotonic()
+    g = graph if graph is not None else load_model_graph(target.module, name, cfg_file=cfg)
+    t1 = time.monotonic()
+    c = cover(g, max_len=max_len, max_paths=max_paths)
+    t2 = time.monotonic()
+    clean = 0
+    disabled = 0
+    divergences: list[str] = []
+    checked: set[str] = set()
+    found: dict[int, str] = {}
+    validated: set[tuple[str, str]] = set()  # edges replayed before any divergence
+    keep: list[int] = list(range(min(store, len(c.paths))))
+    for k, nodes in enumerate(c.paths):
+        path = target.project(path_from_graph(g, nodes, f"{name}-{k:05d}"))
+        r = replay(
+            path,
+            target.make_binding(),
+            graph=g,
+            check_disabled=check_disabled,
+            checked_nodes=checked,
+        )
+        validated.update(itertools.pairwise(nodes[: r.steps + 1]))
+        disabled += r.disabled_checked
+        if r.ok:
+            clean += 1
+        else:
+            divergences.append(str(r.divergence))
+            found[k] = str(r.divergence)
+            if k not in keep and len(keep) < store + target.store_diverging:
+                keep.append(k)
+    t3 = time.monotonic()
+    stored: list[str] = []
+    if store and out_dir is not None:
+        folder = out_dir / name
+        for old in folder.glob(f"{name}-*.json"):
+            old.unlink()
+        for k in keep:
+            pname = f"{name}-{k:05d}"
+            doc_meta = {
+                "name": pname,
+                "model": name,
+                "spec": target.spec,
+                "index": k,
+                **target.meta,
+                "replay": f"{target.replay_command} {pname}",
+                "divergence": found.get(k),
+            }
+            save_path(g, c.paths[k], folder / f"{pname}.json", doc_meta)
+            stored.append(pname)
+    return ModelReport(
+        model=name,
+        graph=stats(g).as_dict() | {"spec_sha256": hashlib.sha256(spec_text).hexdigest()[:16]},
+        cover=c.as_dict(),
+        replayed=len(c.paths),
+        clean=clean,
+        validated_edges=len(validated),
+        disabled_checked=disabled,
+        divergences=tuple(divergences),
+        stored=tuple(stored),
+        seconds={
+            "dump_and_parse": round(t1 - t0, 1),
+            "cover": round(t2 - t1, 1),
+            "replay": round(t3 - t2, 1),
+        },
+    )
+
+
+def cli_parser(
+    prog: str, description: str, model_help: str, max_len: int, store: int
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The replay CLI of a spec: `run MODEL` and `replay NAME ...` (returned so that a spec's
+    module can add its own flags)."""
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run_p = sub.add_parser("run", help="dump, cover, replay a model; store paths")
+    run_p.add_argument("model", help=model_help)
+    run_p.add_argument("--max-len", type=int, default=max_len)
+    run_p.add_argument("--max-paths", type=int, default=None)
+    run_p.add_argument("--store", type=int, default=store)
+    rep_p = sub.add_parser("replay", help="replay stored paths by name")
+    rep_p.add_argument("names", nargs="+")
+    return ap, run_p, rep_p
+
+
+def print_stored(names: Iterable[str], replay_one: Callable[[str], ReplayResult]) -> int:
+    """`replay NAME ...`: one line per stored path (and its divergence); 1 if any diverges."""
+    status = 0
+    for name in names:
+        r = replay_one(name)
+        print(f"{name}: {'ok' if r.ok else 'DIVERGES'} ({r.steps} steps)")
+        if r.divergence is not None:
+            print(f"  {r.divergence}")
+            status = 1
+    return status

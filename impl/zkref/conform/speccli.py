@@ -2,6 +2,7 @@
 
     zkref spec check [MODEL ...] [--all] [--jobs N] [--update] [--traces DIR] [--quiet]
     zkref spec list
+    zkref spec replay run MODEL [--max-paths N] | zkref spec replay replay NAME ...
 
 `check` runs the named models (default: every CI model of `models/manifest.json`; `--all` adds
 the researcher-sized ones), several TLC processes at once (`--jobs`, default 2, one TLC worker
@@ -38,7 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--traces", type=Path, default=None, help="directory for counterexamples")
     c.add_argument("--quiet", action="store_true", help="no progress and no trace printing")
     sub.add_parser("list", help="list the models of the manifest")
+    sub.add_parser(
+        "replay",
+        help="replay TLC state-graph paths on the cores: `run MODEL` or `replay NAME ...` "
+        "(Zab: zkref.conform.replay_zab; MCFLE_*: zkref.conform.replay_fle)",
+        add_help=False,
+    )
     return p
+
+
+def replay(argv: list[str]) -> int:
+    """`zkref spec replay ...`: the state-graph replay of the model's spec."""
+    names = [a for a in argv[1:] if not a.startswith("-")]
+    if names and Path(names[0]).name.startswith("MCFLE"):
+        from zkref.conform.replay_fle import main as fle_main
+
+        return fle_main(argv)
+    from zkref.conform.replay_zab import main as zab_main
+
+    return zab_main(argv)
 
 
 def _list(manifest: Manifest, out: TextIO) -> None:
@@ -165,6 +184,8 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: list[str]) -> int:
     """Entry point for `zkref spec ...` (argv excludes `zkref spec`)."""
+    if argv[:1] == ["replay"]:
+        return replay(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "list":
         _list(load_manifest(), sys.stdout)

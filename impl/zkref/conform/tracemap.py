@@ -253,10 +253,31 @@ class Seq(T):
     def constrain(self, lhs: str, v: Json, ids: Ids) -> list[str]:
         if _is_int(v):  # only the length is known
             return [f"Len({lhs}) = {v}"]
+        if isinstance(v, dict):
+            return self._constrain_kept(lhs, v, ids)
         if not isinstance(v, list):
             raise MappingError(f"expected a list (or a length) for {self.name}, got {v!r}")
         out = [f"Len({lhs}) = {len(v)}"]
         for k, x in enumerate(v, start=1):
+            out += self.item.constrain(f"{lhs}[{k}]", x, ids)
+        return out
+
+    def _constrain_kept(self, lhs: str, v: dict[str, Json], ids: Ids) -> list[str]:
+        """`{"keep": p, "tail": [...]}` (a step's record): the first p elements are those of
+        the state before the step, then `tail`. Exactly the full list's constraints when the
+        previous record gave the full list, in O(len(tail)) text (long real runs)."""
+        keep, tail = v.get("keep"), v.get("tail")
+        if set(v) != {"keep", "tail"} or not _is_int(keep) or not isinstance(tail, list):
+            raise MappingError(f'expected {{"keep": n, "tail": [...]}} for {self.name}, got {v!r}')
+        assert isinstance(keep, int)
+        if "'" not in lhs:
+            raise MappingError(f'"keep" needs a state before the step ({self.name} of {lhs})')
+        before = lhs.replace("'", "")
+        out = [f"Len({lhs}) = {keep + len(tail)}"]
+        if keep > 0:
+            out.append(f"Len({before}) >= {keep}")
+            out.append(f"SubSeq({lhs}, 1, {keep}) = SubSeq({before}, 1, {keep})")
+        for k, x in enumerate(tail, start=keep + 1):
             out += self.item.constrain(f"{lhs}[{k}]", x, ids)
         return out
 
@@ -506,18 +527,23 @@ FLE = SpecMap(
         "waiting": Fn(Sid, Bool),
         "msgs": Fn(Sid, Fn(Sid, Seq(_NOTIF))),
         "nRestarts": Int,
+        "nResends": Int,
         "prevVote": Fn(Sid, Rec({"vote": _VOTE, "round": Int}, name="PrevVote")),
     },
     actions={
         "FLEHandleNotmsg": (_I, _J),
+        "FLEFinalizeWaitNotmsg": (_I, _J),
         "FLEReplyDecided": (_I, _J),
         "FLEWaitNewNotmsg": (_I,),
         "FLERestart": (_I,),
+        "FLENotmsgTimeout": (_I,),
     },
     constants={
         "InitZxid": (Fn(Sid, Int), None),
         "InitEpoch": (Fn(Sid, Int), None),
         "MaxRestarts": (Int, 100),
+        # a definition in the spec (0: no resends), overridden like a constant
+        "MaxResends": (Int, 100),
         "BUG_VOTE_ORDER_1419": (Bool, False),
         "BUG_NO_FINALIZE_WAIT": (Bool, False),
     },
