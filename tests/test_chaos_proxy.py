@@ -84,6 +84,8 @@ def test_quorum_dial_is_held_until_the_port_opens() -> None:
     (late,) = free_ports(1)
     (unused,) = free_ports(1)
     px = LinkProxy([1, 2], {1: (unused, unused), 2: (late, unused)})
+    # far longer than any scheduling delay, so "not held" below is told apart without timing luck
+    px.quorum_hold_s = 30.0
     px.start()
     srv: _Server | None = None
     try:
@@ -99,7 +101,7 @@ def test_quorum_dial_is_held_until_the_port_opens() -> None:
         # Election links are not held: nobody listens there, so the dial fails fast.
         t0 = time.monotonic()
         assert _roundtrip(px.route(1, 2)[1]) is None
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 10.0  # a held dial would take quorum_hold_s (30 s)
     finally:
         px.stop()
         if srv is not None:

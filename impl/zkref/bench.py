@@ -153,14 +153,17 @@ def _worker(
 
 
 def run_load(
-    port: int, kind: str, *, seconds: float, sessions: int, outstanding: int, procs: int
+    ports: list[int], kind: str, *, seconds: float, sessions: int, outstanding: int, procs: int
 ) -> tuple[float, int]:
-    """ops/s of `kind` ("get" or "set") against 127.0.0.1:port, and the error count."""
+    """ops/s of `kind` ("get" or "set") against 127.0.0.1:ports (load process i uses
+    ports[i % len(ports)]), and the error count."""
     ctx = mp.get_context("fork")
     q: mp.Queue[tuple[int, int, float]] = ctx.Queue()
     per = [sessions // procs + (1 if i < sessions % procs else 0) for i in range(procs)]
     ps = [
-        ctx.Process(target=_worker, args=(port, n, outstanding, kind, seconds, i, q))
+        ctx.Process(
+            target=_worker, args=(ports[i % len(ports)], n, outstanding, kind, seconds, i, q)
+        )
         for i, n in enumerate(per)
         if n
     ]
@@ -190,27 +193,44 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def _server(target: str, base: Path) -> Iterator[tuple[int, int]]:
-    """(client port, server pid)."""
-    if target == "zkref":
+def _server(target: str, base: Path, members: int) -> Iterator[tuple[list[int], list[int]]]:
+    """(client ports, server pids): the leader first for an ensemble."""
+    if target == "zkref" and members > 1:
+        from zkref.server.ensemble import LocalEnsemble
+
+        ens = LocalEnsemble(members, base / "zkref-ensemble", log_level="WARNING")
+        ens.start()
+        try:
+            leader = ens.wait_serving(deadline_s=60)
+            order = [leader] + [m.sid for m in ens.members if m.sid != leader]
+            yield (
+                [ens.by_sid[s].client_port for s in order],
+                [ens.procs[s].pid for s in order],
+            )
+        finally:
+            ens.stop()
+    elif target == "zkref":
         from zkref.server.process import ZkrefServerProcess
 
         zp = ZkrefServerProcess(base / "zkref")
         zp.start()
         try:
             assert zp.proc is not None
-            yield zp.port, zp.proc.pid
+            yield [zp.port], [zp.proc.pid]
         finally:
             zp.stop()
     else:
         from zkref.chaos.zookeeper_proc import ApacheZooKeeper
 
-        zk = ApacheZooKeeper(1, base / "apache", heap_mb=1024)
+        zk = ApacheZooKeeper(members, base / "apache", heap_mb=1024)
         zk.start()
         try:
-            pid = zk.pid(1)
-            assert pid is not None
-            yield zk.client_port(1), pid
+            sids = list(range(1, members + 1))
+            leader = (zk.leader() or 1) if members > 1 else 1
+            order = [leader] + [s for s in sids if s != leader]
+            pids = [zk.pid(s) for s in order]
+            assert all(p is not None for p in pids)
+            yield [zk.client_port(s) for s in order], [p for p in pids if p is not None]
         finally:
             zk.stop()
 
@@ -232,19 +252,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--outstanding", type=int, default=32)
     p.add_argument("--procs", type=int, default=2, help="load-generator processes")
     p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--members", type=int, default=1, help="ensemble size (1: standalone)")
+    p.add_argument(
+        "--via",
+        choices=["leader", "all"],
+        default="leader",
+        help="ensemble: load on the leader only, or spread over every member",
+    )
     a = p.parse_args(argv)
     figures: list[Figure] = []
     targets = ["zkref", "zookeeper"] if a.target == "both" else [a.target]
     with tempfile.TemporaryDirectory(prefix="zkref-bench-") as tmp:
         for target in targets:
-            with _server(target, Path(tmp)) as (port, pid):
-                _ensure_parent(port)
+            with _server(target, Path(tmp), a.members) as (ports, pids):
+                _ensure_parent(ports[0])
+                if a.via == "leader":
+                    ports = ports[:1]
                 for kind in ("get", "set"):
                     load = dict(sessions=a.sessions, outstanding=a.outstanding, procs=a.procs)
-                    run_load(port, kind, seconds=a.warmup, **load)
-                    cpu0 = cpu_seconds(pid)
-                    ops, errors = run_load(port, kind, seconds=a.seconds, **load)
-                    cpu_us = (cpu_seconds(pid) - cpu0) * 1e6 / max(1.0, ops * a.seconds)
+                    run_load(ports, kind, seconds=a.warmup, **load)
+                    cpu0 = sum(cpu_seconds(p) for p in pids)
+                    ops, errors = run_load(ports, kind, seconds=a.seconds, **load)
+                    cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+                    cpu_us = cpu * 1e6 / max(1.0, ops * a.seconds)
                     figures.append(Figure(target, kind, ops, cpu_us, errors))
                     print(
                         f"{target:10s} {kind}Data {ops:10,.0f} ops/s "
@@ -253,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
     print(
         f"\n{a.sessions} sessions x {a.outstanding} outstanding, 100-byte values, "
-        f"{a.seconds:g}s per run, {a.procs} load processes, {os.cpu_count()} cores"
+        f"{a.seconds:g}s per run, {a.procs} load processes, {os.cpu_count()} cores, "
+        f"{a.members} member(s), load via {a.via if a.members > 1 else 'the server'}"
     )
     by = {(f.target, f.kind): f.ops_per_s for f in figures}
     if ("zkref", "get") in by and ("zookeeper", "get") in by:

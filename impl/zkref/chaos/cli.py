@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from zkref.chaos.checker import CheckReport, check_file, render_text
-from zkref.chaos.harness import FAULT_KINDS, RunConfig, TargetUnavailable, run
+from zkref.chaos.harness import FAULT_KINDS, PLANTS, RunConfig, TargetUnavailable, run
 from zkref.chaos.history import HistoryError
 from zkref.chaos.timeline import render_html
 from zkref.chaos.zookeeper_proc import ZooKeeperStartError
@@ -49,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--tick-time-ms", type=int, default=500)
     r.add_argument("--out", type=Path, default=None, help="report dir (default chaos-<time>)")
-    r.add_argument("--plant", choices=("fake-ack",), help=argparse.SUPPRESS)
+    r.add_argument(
+        "--plant",
+        choices=sorted(PLANTS),
+        help="TEST-ONLY: run zkref with a planted bug (an UNSAFE zoo.cfg mode, docs/chaos.md); "
+        "the check must fail",
+    )
 
     c = sub.add_parser("check", help="check a recorded history.ndjson")
     c.add_argument("history", type=Path)

@@ -53,6 +53,7 @@ __all__ = [
 
 FAULT_KINDS = (
     "kill-leader",  # kill -9 the leader, restart it after the fault window
+    "isolate-kill-leader",  # cut the leader off, let it run a moment, kill -9 it; heal, restart
     "kill-follower",  # kill -9 a follower, restart it
     "pause-leader",  # SIGSTOP the leader, SIGCONT after the window
     "pause-follower",
@@ -85,21 +86,46 @@ class Target(Protocol):
     def cut(self, pairs: Sequence[tuple[int, int]]) -> None: ...
     def heal(self) -> None: ...
     def wait_serving(self, sids: list[int], timeout_s: float = 60.0) -> None: ...
+    def zxid(self, sid: int) -> int | None: ...
+
+
+# Test-only planted server bugs (zoo.cfg keys of zkref's UNSAFE modes, docs/chaos.md): a run
+# with one of them must be flagged by the checker.
+PLANTS: dict[str, dict[str, str]] = {
+    "ack-before-quorum": {"zkref.unsafe.ackBeforeQuorum": "true"},  # zkref ensemble leader
+}
+
+
+def _srvr_zxid(reply: str | None) -> int | None:
+    for line in (reply or "").splitlines():
+        if line.startswith("Zxid:"):
+            with contextlib.suppress(ValueError):
+                return int(line.split(":", 1)[1].strip(), 16)
+    return None
 
 
 class ApacheTarget:
     """N Apache ZooKeeper 3.8 processes with a link proxy on their quorum/election ports."""
 
-    def __init__(self, size: int, base_dir: Path, *, tick_time_ms: int = 500) -> None:
-        self.zk = self._launcher(size, base_dir, tick_time_ms)
+    def __init__(
+        self,
+        size: int,
+        base_dir: Path,
+        *,
+        tick_time_ms: int = 500,
+        extra_cfg: dict[str, str] | None = None,
+    ) -> None:
+        self.zk = self._launcher(size, base_dir, tick_time_ms, extra_cfg or {})
         self.proxy: LinkProxy | None = None
         self.direct_links_cut: bool | None = None  # None: no cut yet
         if size > 1:
             self.proxy = LinkProxy(self.zk.sids, {s: self.zk.peer_ports(s) for s in self.zk.sids})
             self.zk.route_peers(self.proxy.route)
 
-    def _launcher(self, size: int, base_dir: Path, tick_time_ms: int) -> ApacheZooKeeper:
-        return ApacheZooKeeper(size, base_dir, tick_time_ms=tick_time_ms)
+    def _launcher(
+        self, size: int, base_dir: Path, tick_time_ms: int, extra_cfg: dict[str, str]
+    ) -> ApacheZooKeeper:
+        return ApacheZooKeeper(size, base_dir, tick_time_ms=tick_time_ms, extra_cfg=extra_cfg)
 
     @property
     def connect_string(self) -> str:
@@ -152,15 +178,22 @@ class ApacheTarget:
     def wait_serving(self, sids: list[int], timeout_s: float = 60.0) -> None:
         self.zk.wait_serving(sids, timeout_s)
 
+    def zxid(self, sid: int) -> int | None:
+        """The last zxid member ``sid`` applied (``srvr``), None if it does not answer."""
+        if self.zk.is_paused(sid) or not self.zk.is_running(sid):
+            return None
+        return _srvr_zxid(self.zk.four_letter(sid, "srvr", timeout_s=1.0))
+
 
 class ZkrefTarget(ApacheTarget):
     """zkref servers, launched and faulted exactly like :class:`ApacheTarget`'s (same zoo.cfg,
-    same link proxy). Standalone (1 member) today; an ensemble needs issue 4, and then only
-    :class:`zkref.chaos.zkref_proc.ZkrefServers` has to accept size > 1."""
+    same link proxy): a standalone server (1 member) or a replicated ensemble."""
 
-    def _launcher(self, size: int, base_dir: Path, tick_time_ms: int) -> ApacheZooKeeper:
+    def _launcher(
+        self, size: int, base_dir: Path, tick_time_ms: int, extra_cfg: dict[str, str]
+    ) -> ApacheZooKeeper:
         try:
-            return ZkrefServers(size, base_dir, tick_time_ms=tick_time_ms)
+            return ZkrefServers(size, base_dir, tick_time_ms=tick_time_ms, extra_cfg=extra_cfg)
         except ZkrefEnsembleUnavailable as e:
             raise TargetUnavailable(
                 f"--target zkref --nodes {size} is not yet available: needs the replicated "
@@ -232,15 +265,24 @@ class UnmanagedTarget:
     def wait_serving(self, sids: list[int], timeout_s: float = 60.0) -> None:
         pass
 
+    def zxid(self, sid: int) -> int | None:
+        return None
+
 
 def make_target(cfg: RunConfig, base_dir: Path) -> Target:
     if cfg.connect:
         faults = json.loads(Path(cfg.faults_config).read_text()) if cfg.faults_config else None
         return UnmanagedTarget(cfg.connect, faults)
+    if cfg.plant is not None:
+        if cfg.plant not in PLANTS:
+            raise TargetUnavailable(f"unknown plant {cfg.plant!r}; known: {', '.join(PLANTS)}")
+        if cfg.target != "zkref" or cfg.nodes < 2:
+            raise TargetUnavailable(f"--plant {cfg.plant} needs --target zkref --nodes 3 (or 5)")
     if cfg.target == "zookeeper":
         return ApacheTarget(cfg.nodes, base_dir, tick_time_ms=cfg.tick_time_ms)
     if cfg.target == "zkref":
-        return ZkrefTarget(cfg.nodes, base_dir, tick_time_ms=cfg.tick_time_ms)
+        extra = PLANTS[cfg.plant] if cfg.plant is not None else None
+        return ZkrefTarget(cfg.nodes, base_dir, tick_time_ms=cfg.tick_time_ms, extra_cfg=extra)
     raise TargetUnavailable(f"unknown target {cfg.target!r}")
 
 
@@ -267,7 +309,7 @@ class RunConfig:
     session_timeout_s: float = 8.0
     op_timeout_s: float = 5.0
     root: str = "/zkref-chaos"
-    plant: str | None = None  # test-only planted bug: "fake-ack"
+    plant: str | None = None  # test-only planted server bug, a key of PLANTS
 
 
 @dataclass(slots=True)
@@ -292,13 +334,12 @@ class _WorkerArgs:
     keys: tuple[str, ...]
     queue: str
     seed: int
-    deadline_mono: float
+    duration_s: float
     max_ops: int
     out: str
     sync_reads: bool
     session_timeout_s: float
     op_timeout_s: float
-    plant: str | None
     log: str
 
 
@@ -312,7 +353,9 @@ _FAIL_ERRORS = {
 }
 
 
-def _worker_main(a: _WorkerArgs, stop: multiprocessing.synchronize.Event) -> None:
+def _worker_main(
+    a: _WorkerArgs, stop: multiprocessing.synchronize.Event, start: threading.Barrier
+) -> None:
     # Ctrl-C goes to the harness; it tells workers to stop through ``stop``.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import logging
@@ -355,8 +398,12 @@ def _worker_main(a: _WorkerArgs, stop: multiprocessing.synchronize.Event) -> Non
 
     versions: dict[str, int] = {}
     client = new_client()
+    # every worker connected: the workload (and the harness's fault clock) starts now
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait(timeout=120)
+    deadline = time.monotonic() + a.duration_s
     try:
-        while not stop.is_set() and time.monotonic() < a.deadline_mono and counter < a.max_ops:
+        while not stop.is_set() and time.monotonic() < deadline and counter < a.max_ops:
             if not connected.wait(timeout=0.5):
                 # While disconnected every op would only produce an ``info``: wait, bounded by
                 # the run's deadline (checked by the loop).
@@ -390,16 +437,6 @@ def _worker_main(a: _WorkerArgs, stop: multiprocessing.synchronize.Event) -> Non
                 ops.append(("enqueue", a.queue, value, None))
             for fn, path, val, ver in ops:
                 session = f"{client.client_id[0]:x}" if client.client_id else None
-                if a.plant == "fake-ack" and fn in ("write", "cas") and counter % 40 == 0:
-                    # Planted bug (tests only): acknowledge a write that was never sent, the
-                    # client-visible symptom of a server that acks before quorum and loses it.
-                    emit(process=process, type="invoke", f=fn, path=path, value=val,
-                         version=ver, session=session)  # fmt: skip
-                    fake = versions.get(path, 0) + 1
-                    emit(process=process, type="ok", f=fn, path=path, version=fake,
-                         session=session)  # fmt: skip
-                    versions[path] = fake
-                    continue
                 emit(process=process, type="invoke", f=fn, path=path, value=val, version=ver,
                      session=session)  # fmt: skip
                 res: dict[str, Any] = {}
@@ -478,16 +515,30 @@ def _worker_main(a: _WorkerArgs, stop: multiprocessing.synchronize.Event) -> Non
 class _Nemesis:
     """Applies faults to a target; remembers what to undo so ``heal_all`` leaves it whole."""
 
-    def __init__(self, target: Target, rng: random.Random, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        target: Target,
+        rng: random.Random,
+        log: Callable[[str], None],
+        *,
+        isolated_run_s: float = 1.0,
+    ) -> None:
         self.t = target
+        self.isolated_run_s = isolated_run_s
         self.rng = rng
         self.log = log
         self.killed: set[int] = set()
         self.paused: set[int] = set()
         self.partitioned = False
 
-    def _leader_or_any(self) -> int:
+    def _leader_or_any(self, wait_s: float = 0.0) -> int:
+        """The leader; waits up to ``wait_s`` for one (an election may be under way), then
+        picks any member."""
+        deadline = time.monotonic() + wait_s
         leader = self.t.leader()
+        while leader is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # a poll of a condition, bounded by the deadline
+            leader = self.t.leader()
         return leader if leader is not None else self.rng.choice(self.t.sids)
 
     def _follower(self) -> int:
@@ -506,6 +557,18 @@ class _Nemesis:
             self.t.pause(sid)
             self.paused.add(sid)
             return f"{kind} {sid}"
+        if kind == "isolate-kill-leader":
+            # Writes in flight at a leader that cannot reach a quorum must never be acknowledged;
+            # if the leader acks them anyway (zkref.unsafe.ackBeforeQuorum) its zxid moves on
+            # while it is cut off, and the kill then loses those writes.
+            sid = self._leader_or_any(wait_s=10.0)
+            before = self.t.zxid(sid)
+            self.t.partition([[sid], [s for s in sids if s != sid]])
+            self.partitioned = True
+            ahead = self._wait_zxid_past(sid, before, 20)
+            self.t.kill(sid)
+            self.killed.add(sid)
+            return f"{kind} {sid} (+{ahead} txns applied while cut off)"
         if kind == "isolate-leader":
             sid = self._leader_or_any()
             self.t.partition([[sid], [s for s in sids if s != sid]])
@@ -530,6 +593,20 @@ class _Nemesis:
             self.partitioned = True
             return f"bridge {a}-{bridge}-{b}"
         raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+
+    def _wait_zxid_past(self, sid: int, before: int | None, want: int) -> int:
+        """Poll member ``sid``'s applied zxid for ``isolated_run_s`` (less than the time it
+        takes to notice it lost its quorum), or until it moved ``want`` txns past ``before``;
+        return how far it moved (0 if unknown)."""
+        deadline = time.monotonic() + self.isolated_run_s
+        ahead = 0
+        while True:
+            z = self.t.zxid(sid)
+            if before is not None and z is not None and z >> 32 == before >> 32:
+                ahead = max(ahead, (z & 0xFFFFFFFF) - (before & 0xFFFFFFFF))
+            if ahead >= want or time.monotonic() >= deadline:
+                return ahead
+            time.sleep(0.05)  # a poll of a condition, bounded by the deadline above
 
     def end(self) -> None:
         for sid in sorted(self.paused):
@@ -604,10 +681,15 @@ def run(
     log: Callable[[str], None] = print,
     target: Target | None = None,
 ) -> RunResult:
-    out = Path(cfg.out_dir)
+    # absolute: servers run with their own working directory and are given zoo.cfg paths
+    out = Path(cfg.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     parts = out / "parts"
     parts.mkdir(exist_ok=True)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C must stop the run even when SIGINT was inherited ignored (a background job of a
+        # non-interactive shell, e.g. CI): Python then installs no KeyboardInterrupt handler
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = random.Random(cfg.seed)
     tgt = target if target is not None else make_target(cfg, out / "servers")
     run_root = f"{cfg.root}-{cfg.seed}-{os.getpid()}-{int(time.time())}"
@@ -619,16 +701,16 @@ def run(
     procs: list[mp.process.BaseProcess] = []
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
+    start = ctx.Barrier(cfg.clients + 1)
     t_start = time.monotonic()
-    nemesis = _Nemesis(tgt, rng, log)
+    # the cut-off leader of isolate-kill-leader runs for 2 ticks: it notices the lost quorum
+    # after syncLimit (5) ticks at the earliest
+    nemesis = _Nemesis(tgt, rng, log, isolated_run_s=2 * cfg.tick_time_ms / 1000)
     try:
         log(f"starting target ({cfg.target if not cfg.connect else 'unmanaged'}, "
             f"{len(tgt.sids)} members)")  # fmt: skip
         tgt.start(90)
         _setup_root(tgt.connect_string, run_root, queue, 60)
-        t0 = time.monotonic()
-        t0_ns = time.monotonic_ns()
-        deadline = t0 + cfg.duration_s
         per_worker = max(1, cfg.max_ops // cfg.clients)
         for w in range(cfg.clients):
             args = _WorkerArgs(
@@ -638,18 +720,38 @@ def run(
                 keys=keys,
                 queue=queue,
                 seed=cfg.seed,
-                deadline_mono=deadline,
+                duration_s=cfg.duration_s,
                 max_ops=per_worker,
                 out=str(parts / f"worker-{w}.ndjson"),
                 sync_reads=cfg.sync_reads,
                 session_timeout_s=cfg.session_timeout_s,
                 op_timeout_s=cfg.op_timeout_s,
-                plant=cfg.plant,
                 log=str(parts / f"worker-{w}.log"),
             )
-            proc = ctx.Process(target=_worker_main, args=(args, stop), name=f"chaos-worker-{w}")
+            proc = ctx.Process(
+                target=_worker_main, args=(args, stop, start), name=f"chaos-worker-{w}"
+            )
             proc.start()
             procs.append(proc)
+        # Spawned workers take seconds to import kazoo and connect on a loaded machine: the clock
+        # (and so the first fault) starts once all are connected, or a worker died trying.
+        give_up = time.monotonic() + 120
+        while (
+            start.n_waiting < cfg.clients
+            and time.monotonic() < give_up
+            and all(p.is_alive() for p in procs)
+        ):
+            time.sleep(0.05)  # a poll of a condition, bounded by give_up
+        try:
+            if start.n_waiting < cfg.clients:
+                raise threading.BrokenBarrierError
+            start.wait(timeout=30)
+        except threading.BrokenBarrierError:
+            start.abort()
+            log("not every client process connected; starting with those that did")
+        t0 = time.monotonic()
+        t0_ns = time.monotonic_ns()
+        deadline = t0 + cfg.duration_s
         log(f"{cfg.clients} client processes for {cfg.duration_s:.0f}s / {cfg.max_ops} ops")
         schedule = list(cfg.faults)
         k = 0
@@ -681,6 +783,7 @@ def run(
         log("interrupted: stopping clients, healing, checking what was recorded")
     finally:
         stop.set()
+        start.abort()  # workers still waiting for the start (Ctrl-C, an error) go on to stop
         for p in procs:
             p.join(timeout=cfg.op_timeout_s + 15)
             if p.is_alive():
