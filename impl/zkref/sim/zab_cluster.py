@@ -235,7 +235,7 @@ class ZabCluster:
 
     def _feed(self, s: Sid, effects: list[Effect]) -> None:
         self._ghosts(s, effects)
-        for e in effects:
+        for k, e in enumerate(effects):
             if not self.peers[s].online:
                 return  # crashed in the middle: the rest never happens
             self._execute(s, e)
@@ -243,8 +243,28 @@ class ZabCluster:
                 if hook.sid == s and hook.pred(e):
                     self.crash_hooks.remove(hook)
                     self.steps.append(f"t={self.clock.now} crash {s} after {hook.what}")
+                    self._record_step_in_progress(s, effects[k + 1 :])
                     self._crash(s)
                     break
+
+    def _record_step_in_progress(self, s: Sid, rest: list[Effect]) -> None:
+        """A crash inside a step's effects: write the step's record first if the step already
+        happened as far as anything that survives can tell.
+
+        A spec step is atomic; in the host it is effects then a record (the next `Trace` in the
+        list), and a trace record is an observation, not an effect. If no durability effect of
+        the step is still to come, what the crash cuts off -- sends (the crash empties the
+        links, as the spec's NodeCrash does), unsynced appends, applies -- is exactly what the
+        spec's NodeCrash undoes after the step. So the step is recorded, then the crash:
+        without this, a crash between an fsync (or an epoch file) and its record left a disk
+        that no recorded step explains, and the trace was rejected at the NodeCrash. If a
+        durability effect is still to come, the step did not happen durably: no record."""
+        for e in rest:
+            if isinstance(e, Trace):
+                self._execute(s, e)
+                return
+            if isinstance(e, (WriteAcceptedEpoch, WriteCurrentEpoch, TruncateLog)):
+                return
 
     def _execute(self, s: Sid, e: Effect) -> None:
         d = self.disks[s]
