@@ -37,6 +37,12 @@ CONSTANTS
 
 ASSUME IsFiniteSet(Server) /\ Cardinality(Server) >= 1
 
+\* A leader that is still establishing itself may give up after initLimit
+\* (LeaderInitLimitTimeout).  A definition, so that a cfg or a trace header may
+\* override it: FALSE (not explored) unless a cfg says `InitLimitTimeouts = TRUE`,
+\* so the older models keep their state graphs state for state.
+InitLimitTimeouts == FALSE
+
 -----------------------------------------------------------------------------
 VARIABLES
     state,          \* LOOKING | FOLLOWING | LEADING
@@ -611,6 +617,23 @@ LeaderTimeout(i) ==
                    partition, ghostVars>>
     /\ Act("LeaderTimeout", <<i>>)
 
+\* A leader that did not reach BROADCAST within initLimit gives up: ZooKeeper's
+\* Leader.lead waits for a quorum of FOLLOWERINFO (getEpochToPropose), ACKEPOCH
+\* (waitForEpochAck) and ACK of NEWLEADER (waitForNewLeaderAck), each for at
+\* most initLimit ticks, and shuts down when one wait runs out, whoever it has
+\* heard from.  Time is abstract here, so it may happen at any point before
+\* BROADCAST; its followers elect again, as for LeaderTimeout.
+\* Impl: zkref/core/zab/leader.py Leader.init_limit_timeout
+LeaderInitLimitTimeout(i) ==
+    /\ InitLimitTimeouts
+    /\ online[i] /\ state[i] = "LEADING" /\ zabState[i] /= "BROADCAST"
+    /\ LET D == {i} \cup FollowersOf(i)
+       IN /\ GoLooking(D)
+          /\ msgs' = CutChannels(msgs, D)
+    /\ UNCHANGED <<online, acceptedEpoch, currentEpoch, history, disk, lastCommitted,
+                   partition, ghostVars>>
+    /\ Act("LeaderInitLimitTimeout", <<i>>)
+
 \* Planted bug only: the link silently drops one message.
 \* Impl: (none)
 LoseMessage(i, j) ==
@@ -644,6 +667,7 @@ Next ==
     \/ \E i, j \in Server : PartitionStart(i, j)
     \/ \E i, j \in Server : PartitionRecover(i, j)
     \/ \E i \in Server : LeaderTimeout(i)
+    \/ \E i \in Server : LeaderInitLimitTimeout(i)
     \/ \E i, j \in Server : LoseMessage(i, j)
 
 Spec == Init /\ [][Next]_vars

@@ -25,10 +25,13 @@ from zkref.conform.stategraph import load_model_graph, stats
 from zkref.conform.tlc import repo_root
 from zkref.core.zab.effects import Effect
 from zkref.core.zab.follower import Follower
-from zkref.core.zab.messages import NlPhase
+from zkref.core.zab.leader import Leader
+from zkref.core.zab.messages import NlPhase, ServerState
 
 MODEL = repo_root() / "models" / "MCZab_replay.cfg"
 SMALL = Path(__file__).parent / "fixtures" / "zab" / "MCZab_2srv.cfg"
+# the same with the spec's InitLimitTimeouts switch on (LeaderInitLimitTimeout explored)
+SMALL_INITLIMIT = SMALL.with_name("MCZab_2srv_initlimit.cfg")
 
 pytestmark = pytest.mark.java
 
@@ -218,3 +221,53 @@ def test_stored_paths_replay_by_name() -> None:
         if r.divergence is not None:
             assert str(r.divergence).split(": ", 1)[1] == doc["divergence"].split(": ", 1)[1]
         assert len(load_path(f).steps) == r.steps or r.divergence is not None
+
+
+@functools.cache
+def initlimit_graph() -> nx.MultiDiGraph:
+    return load_model_graph("MCZab", "MCZab_2srv_initlimit", cfg_file=SMALL_INITLIMIT)
+
+
+def test_init_limit_timeout_replays_with_disabled_checks() -> None:
+    """LeaderInitLimitTimeout (trace-validation.md, finding 5): with the switch on, every edge
+    replays on Leader.init_limit_timeout, and the disabled-action trials call it wherever the
+    spec disables it (a leader in BROADCAST, a follower, a LOOKING server)."""
+    bounds = Bounds.of_cfg(SMALL_INITLIMIT.read_text())
+    assert bounds.init_limit_timeouts and not SMALL_BOUNDS.init_limit_timeouts
+    assert "LeaderInitLimitTimeout" in stats(initlimit_graph()).actions
+    report = run_model(str(SMALL_INITLIMIT), graph=initlimit_graph(), check_disabled=True, store=0)
+    assert report.cover["edge_coverage"] == 1.0
+    assert report.clean == report.replayed > 20, report.divergences[:3]
+    assert report.disabled_checked > 500
+
+
+def test_disabled_check_catches_an_init_limit_timeout_in_broadcast() -> None:
+    """A leader whose initLimit timeout lacks the guard "not yet BROADCAST" (it would depose an
+    established leader): caught by the disabled-action check, naming the action."""
+
+    class TimesOutInBroadcast(ZabBinding):
+        def _split_roles(self) -> None:
+            super()._split_roles()
+            for p in self.cluster.peers.values():
+                ld = p.leader
+                if ld is None or "init_limit_timeout" in vars(ld):
+                    continue
+
+                def unguarded(ld: Leader = ld) -> list[Effect]:
+                    peer = ld.peer
+                    if peer.state is not ServerState.LEADING:
+                        return []
+                    out = peer.go_looking()
+                    out.append(peer.trace("LeaderInitLimitTimeout"))
+                    return out
+
+                setattr(ld, "init_limit_timeout", unguarded)  # noqa: B010
+
+    bounds = Bounds.of_cfg(SMALL_INITLIMIT.read_text())
+    msg = _first_divergence(
+        initlimit_graph(),
+        lambda: TimesOutInBroadcast(bounds),
+        "MCZab_2srv_initlimit",
+        check_disabled=True,
+    )
+    assert "LeaderInitLimitTimeout" in msg and "is disabled in the spec" in msg, msg

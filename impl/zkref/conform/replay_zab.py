@@ -321,6 +321,8 @@ class Bounds:
     max_txns: int
     max_crashes: int
     max_partitions: int
+    # the spec's InitLimitTimeouts switch (a definition, FALSE unless the cfg overrides it)
+    init_limit_timeouts: bool = False
 
     @staticmethod
     def of_cfg(text: str) -> Bounds:
@@ -331,7 +333,11 @@ class Bounds:
             return v
 
         return Bounds(
-            const("MaxEpoch"), const("MaxTxns"), const("MaxCrashes"), const("MaxPartitions")
+            const("MaxEpoch"),
+            const("MaxTxns"),
+            const("MaxCrashes"),
+            const("MaxPartitions"),
+            re.search(r"^\s*InitLimitTimeouts\s*=\s*TRUE\s*$", text, re.MULTILINE) is not None,
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -340,6 +346,8 @@ class Bounds:
             "MaxTxns": self.max_txns,
             "MaxCrashes": self.max_crashes,
             "MaxPartitions": self.max_partitions,
+            # only when set, so the paths stored before the switch existed stay as they were
+            **({"InitLimitTimeouts": 1} if self.init_limit_timeouts else {}),
         }
 
 
@@ -417,12 +425,12 @@ class ZabBinding:
                 if f is None:
                     raise LookupError(f"{call}: server {i} is not following")
                 return Dispatch(f)
-            case "LeaderProcessRequest" | "LeaderTimeout":
+            case "LeaderProcessRequest" | "LeaderTimeout" | "LeaderInitLimitTimeout":
                 i = sid_of(call.params[0])
                 ld = c.peers[i].leader
                 if ld is None:
                     raise LookupError(f"{call}: server {i} is not leading")
-                if a == "LeaderTimeout":
+                if a != "LeaderProcessRequest":
                     return Dispatch(ld)
                 n = c.writes + 1
                 body = CreateTxn(f"/k{n}", b"v", OPEN_ACL_UNSAFE, False, n)
@@ -544,6 +552,8 @@ class ZabBinding:
                     for f in c.net.links[(j, i)].queue
                 ):
                     out.append(ActionCall("LeaderTimeout", (mv[i],)))
+                if self.bounds.init_limit_timeouts:
+                    out.append(ActionCall("LeaderInitLimitTimeout", (mv[i],)))
             for j in ss:
                 if j != i:
                     if c.net.partitioned(i, j):
@@ -615,7 +625,13 @@ def replay_stored(
     f = find_stored(name, root)
     doc = json.loads(f.read_text())
     b = doc["bounds"]
-    bounds = Bounds(b["MaxEpoch"], b["MaxTxns"], b["MaxCrashes"], b["MaxPartitions"])
+    bounds = Bounds(
+        b["MaxEpoch"],
+        b["MaxTxns"],
+        b["MaxCrashes"],
+        b["MaxPartitions"],
+        bool(b.get("InitLimitTimeouts", 0)),
+    )
     binding = ZabBinding(
         bounds, split=doc.get("split", True) if split is None else split, **peer_kw
     )

@@ -25,14 +25,22 @@ from zkref.conform.trace import SPECS, TraceFormatError, dump_lines, parse_lines
 from zkref.conform.tracecheck import Status, behaviour_trace, check_trace, env_timeout, simulate
 from zkref.conform.tracemerge import merge
 
-# small models for `simulate` (the shapes of models/MC*_base.cfg)
+# small models for `simulate` (the shapes of models/MC*_base.cfg, whose switches for the
+# implementation-only timers are off: trace checks, by contrast, default them on)
 DEFAULT_MODELS: dict[str, dict[str, object]] = {
     "FastLeaderElection": {
         "InitZxid": {"1": 1, "2": 1, "3": 0},
         "InitEpoch": {"1": 2, "2": 1, "3": 1},
         "MaxRestarts": 1,
+        "MaxResends": 0,
     },
-    "Zab": {"MaxEpoch": 2, "MaxTxns": 2, "MaxCrashes": 1, "MaxPartitions": 0},
+    "Zab": {
+        "MaxEpoch": 2,
+        "MaxTxns": 2,
+        "MaxCrashes": 1,
+        "MaxPartitions": 0,
+        "InitLimitTimeouts": False,
+    },
     "Sessions": {"MaxLog": 4, "MaxConns": 3},
 }
 

@@ -628,6 +628,7 @@ ZAB = SpecMap(
         "PartitionStart": _IJ,
         "PartitionRecover": _IJ,
         "LeaderTimeout": _Ii,
+        "LeaderInitLimitTimeout": _Ii,
         "LoseMessage": _IJ,
     },
     constants={
@@ -636,6 +637,9 @@ ZAB = SpecMap(
         "MaxCrashes": (Int, 100),
         "MaxPartitions": (Int, 100),
         "SnapAllowed": (Bool, True),
+        # a definition in the spec (FALSE: not explored by the models), overridden like a
+        # constant: an implementation's leader may give up before BROADCAST
+        "InitLimitTimeouts": (Bool, True),
         **{b: (Bool, False) for b in _ZAB_BUGS},
     },
 )

@@ -29,7 +29,7 @@ Rules of the mapping (each one is something the spec can do; nothing is skipped 
   Lamport order, and causally after the crash in real time). The next `start` is `NodeStart`;
 - `LOOKING` of a follower whose leader is alive and does not time out next is the link
   breaking: `PartitionStart(f, j)` then `PartitionRecover(f, j)`; other `LOOKING`s are implied
-  by the records around them (NodeCrash, LeaderTimeout) and dropped;
+  by the records around them (NodeCrash, LeaderTimeout, LeaderInitLimitTimeout) and dropped;
 - the run ends at the first stop after which its member never starts again (stopping the
   ensemble is not a spec action: what members do while the others go away is cut).
 """
@@ -43,6 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from zkref.conform.trace import SCHEMA, TraceFormatError
+
+# a leader's records after which its followers go LOOKING in the same spec step
+_LEADER_GIVES_UP = frozenset({"LeaderTimeout", "LeaderInitLimitTimeout"})
 
 MEMBER_GLOB = "member-*.ndjson"
 
@@ -316,13 +319,13 @@ def map_items(order: list[Item]) -> list[dict[str, Any]]:
             if r[0] == "FOLLOWING" and r[1] is not None:
                 j = r[1]
                 b = _next_record(order, k, j) if j is not None else len(order)
-                times_out = b < len(order) and order[b].action == "LeaderTimeout"
+                times_out = b < len(order) and order[b].action in _LEADER_GIVES_UP
                 if not times_out:
                     rec(it, "PartitionStart", [j])
                     rec(it, "PartitionRecover", [j])
                     role[it.node] = ("LOOKING", None)
         elif it.is_record:
-            if it.action == "LeaderTimeout":
+            if it.action in _LEADER_GIVES_UP:
                 go_looking([*followers(it.node), it.node])
             rec(it, it.action, it.obj.get("params"), it.obj.get("post"))
         for _a, q in elect_at.get(k, []):

@@ -358,10 +358,12 @@ class Leader:
         out.append(peer.trace("LeaderTimeout"))
         return out
 
+    @spec_action("LeaderInitLimitTimeout")
     def init_limit_timeout(self) -> list[Effect]:
-        """Leader.getEpochToPropose / waitForEpochAck / waitForNewLeaderAck time out after
-        initLimit: a leader that did not reach BROADCAST gives up. Not in spec/Zab.tla (its
-        LeaderTimeout needs a follower quorum to be missing); going LOOKING is always safe."""
+        """Spec: LeaderInitLimitTimeout. ZooKeeper: Leader.getEpochToPropose / waitForEpochAck /
+        waitForNewLeaderAck time out after initLimit: a leader that did not reach BROADCAST
+        gives up, whoever it heard from (LeaderTimeout, by contrast, needs a follower quorum to
+        be missing)."""
         peer = self.peer
         if peer.state is not ServerState.LEADING or peer.zab_state is ZabState.BROADCAST:
             return []
