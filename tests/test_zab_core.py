@@ -392,6 +392,18 @@ def test_check_quorum_after_sync_limit() -> None:
     assert actions(out) == ["LeaderTimeout"]
 
 
+def test_before_broadcast_only_the_init_limit_applies() -> None:
+    """ZooKeeper's Leader.lead: getEpochToPropose / waitForEpochAck / waitForNewLeaderAck wait
+    at most initLimit; the syncLimit quorum check is the ping loop's, after them. A leader with
+    no learner at all gives up after initLimit ticks (LeaderInitLimitTimeout), not after
+    syncLimit (LeaderTimeout); swarm seed 108's trace was rejected for the latter."""
+    p = leader(sync_limit_ticks=2, init_limit_ticks=5)
+    assert [p.tick() for _ in range(5)] == [[]] * 5
+    out = p.tick()
+    assert eff(out) == [StateChanged(ServerState.LOOKING, None)]
+    assert actions(out) == ["LeaderInitLimitTimeout"]
+
+
 # ---------------------------------------------------------------------- faults
 
 

@@ -374,9 +374,12 @@ class Leader:
     def tick(self) -> list[Effect]:
         peer = self.peer
         if peer.zab_state is not ZabState.BROADCAST:
+            # Leader.lead: before BROADCAST only the initLimit waits apply; the syncLimit
+            # quorum check is the ping loop's, which starts once the leader is established
             self.ticks_establishing += 1
             if self.ticks_establishing > peer.init_limit_ticks:
                 return self.init_limit_timeout()
+            return []
         if self._quorum_with_me(self.learners):
             self.ticks_without_quorum = 0
             return []
