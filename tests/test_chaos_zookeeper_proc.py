@@ -95,3 +95,13 @@ def test_ensemble_faults(tmp_path: Path) -> None:
         zk.stop()
     for pid in pids:
         assert pid is not None and _gone(pid)
+
+
+def test_free_ports_avoid_the_ephemeral_range_and_are_never_handed_out_twice() -> None:
+    # Outgoing connections take their source port from the ephemeral range; a listening port
+    # chosen there can be taken before the server binds it (CI saw EADDRINUSE for that reason).
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    first = free_ports(30)
+    second = free_ports(30)
+    assert not set(first) & set(second)
+    assert all(not (low <= p <= high) for p in first + second)

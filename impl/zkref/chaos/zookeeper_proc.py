@@ -24,10 +24,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, closing, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from zkref.server.ports import free_ports
 
 __all__ = [
     "ZOOKEEPER_JAR",
@@ -59,20 +61,6 @@ def apache_zookeeper_available() -> bool:
 
 class ZooKeeperStartError(RuntimeError):
     """A member did not come up (or come back) before its deadline; the message names its log."""
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports on 127.0.0.1 that were free a moment ago.
-
-    All sockets are held open until every port is chosen, so the n ports are distinct.
-    """
-    with ExitStack() as stack:
-        ports: list[int] = []
-        for _ in range(n):
-            s = stack.enter_context(closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)))
-            s.bind(("127.0.0.1", 0))
-            ports.append(int(s.getsockname()[1]))
-        return ports
 
 
 def four_letter_word(port: int, word: str, *, timeout_s: float = 2.0) -> str | None:

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import zkref
 from zkref.server.fourletter import send_word
+from zkref.server.ports import free_ports
 from zkref.server.tracing import TRACE_DIR_ENV
 
 _IMPL_DIR = str(Path(zkref.__file__).resolve().parents[1])
@@ -44,20 +44,6 @@ class Member:
     @property
     def cfg_path(self) -> Path:
         return self.dir / "zoo.cfg"
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on 127.0.0.1 (free when asked; a race is possible)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def plan(
