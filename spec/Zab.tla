@@ -104,6 +104,10 @@ VoteGeq(i, j) == \/ currentEpoch[i] > currentEpoch[j]
                  \/ /\ currentEpoch[i] = currentEpoch[j]
                     /\ ZxidLe(LastZxid(history[j]), LastZxid(history[i]))
 FollowersOf(i) == {j \in Server : state[j] = "FOLLOWING" /\ leaderOf[j] = i}
+\* the followers of i it has heard from: their FOLLOWERINFO is no longer in flight
+\* (ZooKeeper's leader knows a learner by its LearnerHandler, i.e. once it read FOLLOWERINFO)
+HeardFollowersOf(i) ==
+    {j \in FollowersOf(i) : \A k \in DOMAIN msgs[j][i] : msgs[j][i][k].mtype /= "FOLLOWERINFO"}
 
 (* Channel operators take the channel map so sends and receives compose. *)
 Recv(m, from, to) == [m EXCEPT ![from][to] = Tail(@)]
@@ -606,10 +610,13 @@ PartitionRecover(i, j) ==
     /\ Act("PartitionRecover", <<i, j>>)
 
 \* A leader that no longer hears a quorum gives up; its followers elect again.
+\* It counts the followers it has heard from: a follower whose FOLLOWERINFO is
+\* still in flight does not keep it leading (message delays are not bounded by
+\* syncLimit here; ZooKeeper counts only learners it has a handler for).
 \* Impl: zkref/core/zab/leader.py Leader.check_quorum
 LeaderTimeout(i) ==
     /\ online[i] /\ state[i] = "LEADING"
-    /\ ~IsQuorum(FollowersOf(i) \cup {i})
+    /\ ~IsQuorum(HeardFollowersOf(i) \cup {i})
     /\ LET D == {i} \cup FollowersOf(i)
        IN /\ GoLooking(D)
           /\ msgs' = CutChannels(msgs, D)

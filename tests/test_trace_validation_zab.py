@@ -109,6 +109,9 @@ def traces() -> dict[str, Trace]:
     assert any(r["action"] == "LeaderInitLimitTimeout" for r in c.records)
     swarms["swarm-initlimit"] = t
     swarms["swarm-initlimit-off"] = _with_constants(t, InitLimitTimeouts=False)
+    c, t = _swarm(104)
+    assert any(r["action"] == "LeaderTimeout" for r in c.records)
+    swarms["swarm-104"] = t
     return {
         **swarms,
         "full": full,
@@ -221,3 +224,13 @@ def test_leader_init_limit_timeout_is_a_spec_action(verdicts: dict[str, Verdict]
     off = verdicts["swarm-initlimit-off"]
     assert off.status is Status.REJECTED, off.report()
     assert off.record is not None and off.record.action == "LeaderInitLimitTimeout"
+
+
+def test_leader_timeout_counts_only_followers_it_heard_from(verdicts: dict[str, Verdict]) -> None:
+    """Seed 104: a follower's FOLLOWERINFO is held on its link while the leader's only synced
+    follower crashes; the leader times out after syncLimit. Zab.tla's LeaderTimeout used to count
+    every FOLLOWING server of the leader and rejected the trace at that step (finding 6); it
+    now counts the followers whose FOLLOWERINFO arrived, as the core's learners and ZooKeeper's
+    LearnerHandlers do."""
+    v = verdicts["swarm-104"]
+    assert v.status is Status.ACCEPTED, v.report()

@@ -507,9 +507,9 @@ class ZabBinding:
     def candidates(self) -> list[ActionCall]:
         """What the host could do now: hand the head of a link to the method the peer's role
         routes it to, flush a log, run a follower's NEWLEADER sub-step, sync an acked follower,
-        let a leader's timer run out (only when no FOLLOWERINFO to it is in flight: the sync
-        limit is longer than a message delay), a client write at a leader, crash, restart,
-        partition, heal, and the oracle's elections (only those within MaxEpoch)."""
+        let a leader's timer run out (its initLimit one only where the model's switch is on),
+        a client write at a leader, crash, restart, partition, heal, and the oracle's elections
+        (only those within MaxEpoch)."""
         c = self.cluster
         out: list[ActionCall] = []
         ss = list(c.sids)
@@ -545,13 +545,7 @@ class ZabBinding:
                 for j in ss:
                     if j != i:
                         out.append(ActionCall("LeaderSyncFollower", (mv[i], mv[j])))
-                if not any(
-                    isinstance(f.msg, FollowerInfo)
-                    for j in ss
-                    if j != i
-                    for f in c.net.links[(j, i)].queue
-                ):
-                    out.append(ActionCall("LeaderTimeout", (mv[i],)))
+                out.append(ActionCall("LeaderTimeout", (mv[i],)))
                 if self.bounds.init_limit_timeouts:
                     out.append(ActionCall("LeaderInitLimitTimeout", (mv[i],)))
             for j in ss:
