@@ -17,7 +17,7 @@ import dataclasses
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -536,24 +536,42 @@ def test_expiry_notifies_watchers_and_closes_like_zookeeper(zk_port: int) -> Non
             body += s.recv(n - len(body))
         return codec.decode_connect_response(body)
 
-    def read_all(s: socket.socket, wait_s: float) -> list[object]:
-        s.settimeout(wait_s)
-        buf = b""
-        try:
-            while d := s.recv(65536):
-                buf += d
-        except TimeoutError:
-            return [f[:3] for f in parse(buf) if isinstance(f, tuple)]
-        return [*(f[:3] for f in parse(buf) if isinstance(f, tuple)), "EOF"]
+    def read_until(
+        s: socket.socket, buf: bytearray, stop: Callable[[list[object]], bool]
+    ) -> list[object]:
+        """Frames read so far (a frame split across reads stays in ``buf``), once ``stop``
+        holds for them or the server closed; a generous deadline, not a bare sleep."""
+        s.settimeout(0.2)
+        deadline = time.monotonic() + 30
+        while True:
+            frames: list[object] = [f[:3] for f in parse(bytes(buf)) if isinstance(f, tuple)]
+            if stop(frames):
+                return frames
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ZooKeeper did not answer in 30 s; so far {frames}")
+            try:
+                d = s.recv(65536)
+            except TimeoutError:
+                continue
+            if not d:
+                return [*frames, "EOF"]
+            buf += d
+
+    def xids(frames: list[object]) -> list[object]:
+        return [f[0] for f in frames if isinstance(f, tuple)]
 
     ra = handshake(a, ConnectRequest(0, 0, 1000, 0, bytes(16)))
     handshake(b, ConnectRequest(0, 0, 10_000, 0, bytes(16)))
     a.sendall(codec.encode_request(1, 1, CreateRequest("/x-exp", b"", OPEN, 1)))
-    time.sleep(0.2)
+    buf_a, buf_b = bytearray(), bytearray()
+    read_until(a, buf_a, lambda fs: 1 in xids(fs))  # created before b looks at it
     b.sendall(codec.encode_request(1, 3, ExistsRequest("/x-exp", True)))
-    zk_a = read_all(a, 3.5)  # no pings: the session expires within 1000 ms + a tick or two
+    # no pings from a: its session expires within 1000 ms + a tick or two, and ZooKeeper closes
+    zk_a = read_until(a, buf_a, lambda fs: False)
+    # the watch fires with the expiry, before a's connection closes; then a ping is answered
+    read_until(b, buf_b, lambda fs: -1 in xids(fs))
     b.sendall(codec.encode_request(2, 11, None))
-    zk_b = read_all(b, 0.5)
+    zk_b = read_until(b, buf_b, lambda fs: -2 in xids(fs))
     c = socket.create_connection(("127.0.0.1", zk_port), timeout=10)
     rc = handshake(c, ConnectRequest(0, 0, 1000, ra.session_id, ra.passwd))
     zk_reattach = (rc.time_out, rc.session_id, rc.passwd == bytes(16))
