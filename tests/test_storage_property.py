@@ -32,7 +32,11 @@ OPS = st.lists(
 @settings(
     max_examples=60,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 @given(seed=st.integers(0, 2**16), ops=OPS)
 def test_any_interleaving_restores_a_synced_prefix(

@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 
 from zkref.chaos.checker import CheckReport, check_file, render_text
-from zkref.chaos.harness import FAULT_KINDS, PLANTS, RunConfig, TargetUnavailable, run
+from zkref.chaos.harness import (
+    FAULT_KINDS,
+    PLANTS,
+    UNBOUNDED_OPS,
+    RunConfig,
+    TargetUnavailable,
+    run,
+)
 from zkref.chaos.history import HistoryError
 from zkref.chaos.timeline import render_html
 from zkref.chaos.zookeeper_proc import ZooKeeperStartError
@@ -37,7 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--clients", type=int, default=5)
     r.add_argument("--keys", type=int, default=5)
     r.add_argument("--duration", type=float, default=40.0, help="seconds of workload")
-    r.add_argument("--max-ops", type=int, default=10_000)
+    r.add_argument(
+        "--max-ops",
+        type=int,
+        default=0,
+        help="stop once the clients made this many operations in all (default 0: no bound, "
+        "--duration ends the run, so every scheduled fault happens)",
+    )
     r.add_argument(
         "--faults",
         default="kill-leader,pause-follower,isolate-leader",
@@ -97,7 +110,7 @@ def main(argv: list[str]) -> int:
         clients=a.clients,
         keys=a.keys,
         duration_s=a.duration,
-        max_ops=a.max_ops,
+        max_ops=a.max_ops if a.max_ops > 0 else UNBOUNDED_OPS,
         faults=faults,
         fault_duration_s=a.fault_duration,
         quiet_s=a.quiet,

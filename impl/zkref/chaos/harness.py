@@ -40,6 +40,7 @@ from zkref.chaos.zookeeper_proc import ApacheZooKeeper
 
 __all__ = [
     "FAULT_KINDS",
+    "UNBOUNDED_OPS",
     "ApacheTarget",
     "RunConfig",
     "RunResult",
@@ -50,6 +51,9 @@ __all__ = [
     "make_target",
     "run",
 ]
+
+# A max_ops no run reaches: the run is bounded by its duration only.
+UNBOUNDED_OPS = 2**62
 
 FAULT_KINDS = (
     "kill-leader",  # kill -9 the leader, restart it after the fault window
@@ -299,7 +303,7 @@ class RunConfig:
     clients: int = 5
     keys: int = 5
     duration_s: float = 40.0
-    max_ops: int = 10_000
+    max_ops: int = 10_000  # UNBOUNDED_OPS: only duration_s ends the run
     faults: tuple[str, ...] = ("kill-leader", "pause-follower", "isolate-leader")
     fault_duration_s: float = 5.0
     quiet_s: float = 3.0
@@ -752,7 +756,8 @@ def run(
         t0 = time.monotonic()
         t0_ns = time.monotonic_ns()
         deadline = t0 + cfg.duration_s
-        log(f"{cfg.clients} client processes for {cfg.duration_s:.0f}s / {cfg.max_ops} ops")
+        bound = "" if cfg.max_ops >= UNBOUNDED_OPS else f" / {cfg.max_ops} ops"
+        log(f"{cfg.clients} client processes for {cfg.duration_s:.0f}s{bound}")
         schedule = list(cfg.faults)
         k = 0
         # Fault loop: quiet, fault window, heal; the last window ends before the deadline so the
