@@ -14,7 +14,8 @@ import pytest
 
 from zkref.chaos.checker import check_file
 from zkref.chaos.cli import main as chaos_main
-from zkref.chaos.harness import RunConfig, TargetUnavailable, make_target, run
+from zkref.chaos.cli import parser, run_config
+from zkref.chaos.harness import UNBOUNDED_OPS, RunConfig, TargetUnavailable, make_target, run
 from zkref.chaos.history import HistoryBuilder, complete_ops, read_history
 from zkref.chaos.zookeeper_proc import apache_zookeeper_available
 from zkref.server.config import parse_zoo_cfg
@@ -324,3 +325,11 @@ def test_unmanaged_ensemble_with_fault_commands(tmp_path: Path) -> None:
     labels = [label for _, _, label in res.faults]
     assert labels and all(lbl == "pause-leader 1" for lbl in labels), log
     assert any(line.startswith("skip isolate-leader") for line in log), log
+
+
+def test_cli_run_is_bounded_by_its_duration_unless_max_ops_is_given(tmp_path: Path) -> None:
+    # The old default (10,000 ops) ended a 240 s run on 5 members after 13 s and one fault.
+    cfg = run_config(parser().parse_args(["run", "--duration", "240"]), tmp_path, ())
+    assert (cfg.duration_s, cfg.max_ops) == (240.0, UNBOUNDED_OPS)
+    cfg = run_config(parser().parse_args(["run", "--max-ops", "500"]), tmp_path, ())
+    assert cfg.max_ops == 500

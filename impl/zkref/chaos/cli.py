@@ -25,14 +25,14 @@ from zkref.chaos.history import HistoryError
 from zkref.chaos.timeline import render_html
 from zkref.chaos.zookeeper_proc import ZooKeeperStartError
 
-__all__ = ["main"]
+__all__ = ["main", "parser", "run_config"]
 
 
 def _exit_code(report: CheckReport) -> int:
     return {True: 0, False: 1, None: 2}[report.valid]
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="zkref chaos", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
@@ -78,8 +78,30 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def run_config(a: argparse.Namespace, out: Path, faults: tuple[str, ...]) -> RunConfig:
+    """The harness configuration of a parsed ``zkref chaos run`` command line."""
+    return RunConfig(
+        out_dir=out,
+        target=a.target,
+        nodes=a.nodes,
+        connect=a.connect,
+        faults_config=a.faults_config,
+        clients=a.clients,
+        keys=a.keys,
+        duration_s=a.duration,
+        max_ops=a.max_ops if a.max_ops > 0 else UNBOUNDED_OPS,
+        faults=faults,
+        fault_duration_s=a.fault_duration,
+        quiet_s=a.quiet,
+        sync_reads=a.sync_reads,
+        seed=a.seed,
+        tick_time_ms=a.tick_time_ms,
+        plant=a.plant,
+    )
+
+
 def main(argv: list[str]) -> int:
-    a = _parser().parse_args(argv)
+    a = parser().parse_args(argv)
     if a.cmd == "check":
         try:
             report = check_file(a.history, sync_reads=a.sync_reads, budget=a.budget)
@@ -101,24 +123,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown faults {unknown}; known: {', '.join(FAULT_KINDS)}", file=sys.stderr)
         return 2
-    cfg = RunConfig(
-        out_dir=out,
-        target=a.target,
-        nodes=a.nodes,
-        connect=a.connect,
-        faults_config=a.faults_config,
-        clients=a.clients,
-        keys=a.keys,
-        duration_s=a.duration,
-        max_ops=a.max_ops if a.max_ops > 0 else UNBOUNDED_OPS,
-        faults=faults,
-        fault_duration_s=a.fault_duration,
-        quiet_s=a.quiet,
-        sync_reads=a.sync_reads,
-        seed=a.seed,
-        tick_time_ms=a.tick_time_ms,
-        plant=a.plant,
-    )
+    cfg = run_config(a, out, faults)
     try:
         res = run(cfg)
     except (TargetUnavailable, ZooKeeperStartError) as e:
