@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a fault-injecting workload, record and check a history")
     r.add_argument("--target", choices=("zookeeper", "zkref"), default="zookeeper")
-    r.add_argument("--nodes", type=int, default=3, help="ensemble size (1, 3, 5)")
+    r.add_argument("--nodes", type=int, default=3, help="ensemble size (1, 3, 5, 7)")
     r.add_argument("--connect", help="connect string of an ensemble this run does not manage")
     r.add_argument("--faults-config", help="JSON of fault commands for --connect (see docs)")
     r.add_argument("--clients", type=int, default=5)
