@@ -256,8 +256,11 @@ FLERestart(i) ==
 \* No notification reaches a LOOKING server i for a while, outside its finalize wait (the outer
 \* loop's `recvqueue.poll(notTimeout)` returns null): i sends its vote and round again to every
 \* other server, as at the start of a round, and backs off (notTimeout doubles, up to
-\* maxNotificationInterval: time, not modelled).  The guard "nothing queued for i" is the poll
-\* timing out; the spec has no time, so the resend may come as early as that.  ZooKeeper
+\* maxNotificationInterval: time, not modelled).  The poll sees only what has arrived: a
+\* notification still in flight to i does not stop the timeout, so the only guard is the state
+\* (two servers whose timers run out together each resend before hearing the other: found by
+\* trace validation of simulator runs with two restarts, docs/trace-validation.md finding 7;
+\* an earlier guard "nothing queued for i" rejected them).  ZooKeeper
 \* resends only if its connection manager has delivered (haveDelivered) and otherwise
 \* reconnects (connectAll); the spec's channels never break, so that branch is a no-op here.
 \* The spec's channels never lose a notification either, so a resend only adds duplicates: it
@@ -266,7 +269,6 @@ FLERestart(i) ==
 \* Impl: zkref/core/election/fle.py FastLeaderElection.notification_timeout
 FLENotmsgTimeout(i) ==
     /\ state[i] = "LOOKING" /\ ~waiting[i]
-    /\ \A j \in Server : msgs[j][i] = <<>>
     /\ nResends < MaxResends
     /\ msgs' = Broadcast(msgs, i, Notif(i, currentVote[i], logicalClock[i], "LOOKING"))
     /\ nResends' = nResends + 1

@@ -14,8 +14,8 @@ Rules:
   the timing assumption finalizeWait > message delay, so the environment never lets the wait
   expire while a notification to i is in flight); `FLERestart(i)` is the host seeing Zab lose
   its leader; `FLENotmsgTimeout(i)` lets i's resend timer run out (ZooKeeper's
-  `recvqueue.poll(notTimeout)` returning null), issued only while nothing is in flight to i
-  and the model's MaxResends (0 unless its cfg says otherwise) is not used up.
+  `recvqueue.poll(notTimeout)` returning null, which sees only what has arrived), issued
+  while the model's MaxResends (0 unless its cfg says otherwise) is not used up.
 - Refinement mapping (`spec_vars`): state, logicalClock, currentVote, recvVotes, outOfElection,
   waiting and prevVote from each core's `spec_vars()` (an absent vote is the spec's Nil);
   msgs, nRestarts and nResends from the environment. The core's `last_action` is not compared:
@@ -208,8 +208,9 @@ class FleBinding:
 
     def candidates(self) -> list[ActionCall]:
         """What the environment can do now: deliver a channel's head (to any of the three
-        handlers), let a wait or the resend timer expire when nothing is in flight to the
-        server, restart a server."""
+        handlers), let a finalize wait expire when nothing is in flight to the server, let the
+        resend timer expire (in flight or not, as the spec's FLENotmsgTimeout), restart a
+        server."""
         out: list[ActionCall] = []
         servers = sorted(self.cores)
         for i in servers:
@@ -220,8 +221,8 @@ class FleBinding:
                     out.append(ActionCall("FLEReplyDecided", (i, j)))
             if not any(self.msgs[j][i] for j in servers):
                 out.append(ActionCall("FLEWaitNewNotmsg", (i,)))
-                if self.n_resends < self.max_resends:
-                    out.append(ActionCall("FLENotmsgTimeout", (i,)))
+            if self.n_resends < self.max_resends:
+                out.append(ActionCall("FLENotmsgTimeout", (i,)))
             if self.max_restarts is None or self.n_restarts < self.max_restarts:
                 out.append(ActionCall("FLERestart", (i,)))
         return out

@@ -519,11 +519,12 @@ class FastLeaderElection:
         returned null: send our vote again (sendNotifications), back off (notTimeout doubles, up
         to maxNotificationInterval).
 
-        The spec's guard is LOOKING and not in the finalize wait (checked here) and "nothing
-        queued for me", which in time is the host's: `tick` calls this once no notification
-        came for `notification_interval_ticks`. The spec's bound MaxResends is the model's, not
-        ours. Needed for liveness when links reset, and for observers, whom voters never
-        notify; the spec's channels lose nothing, so there a resend only adds duplicates."""
+        The spec's guard is LOOKING and not in the finalize wait (checked here); when is the
+        host's: `tick` calls this once no notification came for `notification_interval_ticks`
+        (one may be in flight: the spec allows that too). The spec's bound MaxResends is the
+        model's, not ours. Needed for liveness when links reset, and for observers, whom
+        voters never notify; the spec's channels lose nothing, so there a resend only adds
+        duplicates."""
         if self.state is not ServerState.LOOKING or self.waiting:
             return []
         self.last_action = "FLENotmsgTimeout"
