@@ -222,9 +222,14 @@ LeaderProcessFOLLOWERINFO(i, j) ==
                /\ UNCHANGED acceptedEpoch
           ELSE IF IsQuorum(Sids(recv) \cup {i})
           THEN \* getEpochToPropose: durability point, acceptedEpoch written before LEADERINFO
+               \* goes to every waiting follower still connected: j and those heard from.  A
+               \* sender that has since crashed or gone LOOKING still counts towards the quorum
+               \* (ZooKeeper's connectingFollowers keeps it) but its connection is gone, so no
+               \* LEADERINFO reaches it (found by trace validation with 5 servers, finding 8).
                /\ newEpoch <= MaxEpoch
                /\ acceptedEpoch' = [acceptedEpoch EXCEPT ![i] = newEpoch]
-               /\ msgs' = SendAll(Recv(msgs, j, i), i, Sids(recv), info(newEpoch))
+               /\ msgs' = SendAll(Recv(msgs, j, i), i,
+                                  (Sids(recv) \cap HeardFollowersOf(i)) \cup {j}, info(newEpoch))
           ELSE /\ msgs' = Recv(msgs, j, i)
                /\ UNCHANGED acceptedEpoch
     /\ UNCHANGED <<state, zabState, online, leaderOf, currentEpoch, history, disk,
