@@ -327,9 +327,11 @@ def test_unmanaged_ensemble_with_fault_commands(tmp_path: Path) -> None:
     assert any(line.startswith("skip isolate-leader") for line in log), log
 
 
-def test_cli_run_is_bounded_by_its_duration_unless_max_ops_is_given(tmp_path: Path) -> None:
+def test_run_is_bounded_by_its_duration_unless_max_ops_is_given(tmp_path: Path) -> None:
     # The old default (10,000 ops) ended a 240 s run on 5 members after 13 s and one fault.
     cfg = run_config(parser().parse_args(["run", "--duration", "240"]), tmp_path, ())
     assert (cfg.duration_s, cfg.max_ops) == (240.0, UNBOUNDED_OPS)
     cfg = run_config(parser().parse_args(["run", "--max-ops", "500"]), tmp_path, ())
     assert cfg.max_ops == 500
+    # the library's default too (the unmanaged test reached 10,000 ops before its second fault)
+    assert RunConfig(tmp_path).max_ops == UNBOUNDED_OPS

@@ -303,7 +303,7 @@ class RunConfig:
     clients: int = 5
     keys: int = 5
     duration_s: float = 40.0
-    max_ops: int = 10_000  # UNBOUNDED_OPS: only duration_s ends the run
+    max_ops: int = UNBOUNDED_OPS  # by default only duration_s ends the run
     faults: tuple[str, ...] = ("kill-leader", "pause-follower", "isolate-leader")
     fault_duration_s: float = 5.0
     quiet_s: float = 3.0
